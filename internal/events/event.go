@@ -1,0 +1,50 @@
+package events
+
+import "time"
+
+// Outcome of the decision an event records.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+	OutcomeDenied  = "denied"
+)
+
+// Event types emitted by the platform core. Later subsystems add their own;
+// a type is "<area>.<action>".
+const (
+	TypeAdminAuth        = "admin.auth"        // every admin API authentication attempt
+	TypeFunctionDeploy   = "function.deploy"   // a deploy, accepted or refused
+	TypeFunctionRollback = "function.rollback" // an activation of an earlier version
+	TypeFunctionDelete   = "function.delete"
+	TypeLimitMemory      = "limit.memory"       // a guest hit its memory ceiling
+	TypeLimitTimeout     = "limit.timeout"      // a guest ran past its deadline
+	TypeLimitConcurrency = "limit.concurrency"  // an invocation refused: too many in flight
+	TypeLimitRequestBody = "limit.request_body" // a request body over the limit
+	TypeLimitResponse    = "limit.response_body"
+	TypeFunctionTrap     = "function.trap" // a guest trapped, panicked or exited abnormally
+	TypeRouteAuth        = "route.auth"    // a function route refused or accepted a caller
+)
+
+// Event is one security-relevant decision. Field names follow the Elastic
+// Common Schema where one fits, so events can be shipped to a SIEM as they are.
+//
+// # Notes
+//   - An Event never holds a secret, a token, a password or a request body.
+//     Reason is written by warden's own code, never copied from user input
+//     that could carry a credential.
+//   - ID is assigned by the store when the event is persisted; it is strictly
+//     increasing in the order events were stored.
+type Event struct {
+	ID        int64             `json:"event.id,omitempty"`
+	Time      time.Time         `json:"@timestamp"`
+	Type      string            `json:"event.action"`
+	Outcome   string            `json:"event.outcome"`
+	Reason    string            `json:"event.reason,omitempty"`
+	Actor     string            `json:"user.name,omitempty"`
+	SourceIP  string            `json:"source.ip,omitempty"`
+	Namespace string            `json:"function.namespace,omitempty"`
+	Function  string            `json:"function.name,omitempty"`
+	Version   int               `json:"function.version,omitempty"`
+	RequestID string            `json:"http.request.id,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+}

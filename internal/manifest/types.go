@@ -1,0 +1,91 @@
+package manifest
+
+import "time"
+
+// ABI names how warden talks to a function's module.
+type ABI string
+
+const (
+	// ABIReactor is a module built with the warden SDK (-buildmode=c-shared,
+	// //go:wasmexport). Instances are pooled and reused within one version.
+	ABIReactor ABI = "reactor"
+	// ABIWagi is a WASI command module following the WAGI/CGI convention.
+	// Every request gets a fresh instance.
+	ABIWagi ABI = "wagi"
+)
+
+// Defaults applied by Parse to fields the manifest leaves out.
+const (
+	DefaultNamespace    = "default"
+	DefaultMemory       = 64 << 20 // 64 MiB
+	DefaultTimeout      = 5 * time.Second
+	DefaultConcurrency  = 50
+	DefaultRequestBody  = 1 << 20 // 1 MiB
+	DefaultResponseBody = 6 << 20 // 6 MiB
+)
+
+// Manifest is a parsed and validated warden.yaml. Parse fills every default,
+// so a consumer never has to. A Manifest is immutable once returned: callers
+// must not modify it (it is shared between goroutines).
+type Manifest struct {
+	Name        string            `json:"name"`
+	Namespace   string            `json:"namespace"`
+	Artifact    string            `json:"artifact"` // as written: relative to the manifest file
+	ABI         ABI               `json:"abi"`
+	Limits      Limits            `json:"limits"`
+	HTTP        []Route           `json:"http,omitempty"`
+	WAF         WAF               `json:"waf"`
+	Permissions Permissions       `json:"permissions"`
+	Env         map[string]string `json:"env,omitempty"`
+}
+
+// Limits are the per-function resource ceilings.
+type Limits struct {
+	Memory       int64         `json:"memory"`       // bytes of linear memory, a multiple of 64 KiB
+	Timeout      time.Duration `json:"timeout"`      // wall clock per invocation
+	Concurrency  int           `json:"concurrency"`  // in-flight invocations
+	RequestBody  int64         `json:"requestBody"`  // bytes
+	ResponseBody int64         `json:"responseBody"` // bytes
+}
+
+// Auth kinds for Route.Auth.
+const (
+	AuthAPIKey = "apikey"
+	AuthNone   = "none"
+	AuthMTLS   = "mtls"
+	AuthJWT    = "jwt" // written as jwt:<issuer-name>; Route.Issuer holds the name
+)
+
+// Route is one HTTP trigger.
+type Route struct {
+	Pattern   string     `json:"route"`  // net/http ServeMux pattern as written, e.g. "POST /orders"
+	Method    string     `json:"method"` // "" when the pattern has none
+	Path      string     `json:"path"`
+	Auth      string     `json:"auth"`             // AuthAPIKey (default), AuthNone, AuthMTLS or AuthJWT
+	Issuer    string     `json:"issuer,omitempty"` // for AuthJWT
+	Scopes    []string   `json:"scopes,omitempty"`
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+	Schema    string     `json:"schema,omitempty"` // path relative to the manifest file
+	DLP       string     `json:"dlp"`              // redact (default) | block | off
+}
+
+// RateLimit is a token bucket: Rate tokens per Per, at most Burst at once.
+type RateLimit struct {
+	Rate  int           `json:"rate"`
+	Per   time.Duration `json:"per"`
+	Burst int           `json:"burst"`
+	By    string        `json:"by"` // client (default) | ip | key
+}
+
+// WAF configures the web application firewall for the function's routes.
+type WAF struct {
+	Mode     string `json:"mode"`     // block (default) | detect | off
+	Paranoia int    `json:"paranoia"` // 1..4, default 1
+}
+
+// Permissions are the function's grants; everything not listed is denied.
+type Permissions struct {
+	Secrets []string          `json:"secrets,omitempty"`
+	KV      map[string]string `json:"kv,omitempty"` // bucket -> read | write
+	Egress  []string          `json:"egress,omitempty"`
+}
