@@ -1,3 +1,11 @@
+// Package events owns warden's security event model (Event, its types and
+// outcomes) and its delivery: producers depend on the small Emitter
+// interface, and a Recorder batches events asynchronously into a durable
+// Sink (the store) without losing any on a clean shutdown.
+//
+// events never holds secrets: an Event carries no token, password, key or
+// request body, and neither do this package's log lines or errors, which
+// never include event contents.
 package events
 
 import "time"

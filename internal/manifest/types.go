@@ -22,6 +22,10 @@ const (
 	DefaultConcurrency  = 50
 	DefaultRequestBody  = 1 << 20 // 1 MiB
 	DefaultResponseBody = 6 << 20 // 6 MiB
+	DefaultWAFMode      = "block"
+	DefaultParanoia     = 1
+	DefaultDLP          = "redact"
+	DefaultRateLimitBy  = "client" // RateLimit.Burst defaults to RateLimit.Rate
 )
 
 // Manifest is a parsed and validated warden.yaml. Parse fills every default,

@@ -9,6 +9,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"time"
 
@@ -21,7 +23,21 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: a concurrent change won (for example two deploys racing).
 	ErrConflict = errors.New("conflict")
+	// ErrInvalid: the input is malformed, for example an artifact whose bytes
+	// do not match its digest, a digest that is not lowercase hex sha256, or
+	// an empty namespace or name.
+	ErrInvalid = errors.New("invalid")
 )
+
+// VersionDigest returns the Digest of a version: the sha256 (lowercase hex)
+// over the artifact digest, a newline and the manifest bytes.
+func VersionDigest(artifactDigest string, manifest []byte) string {
+	h := sha256.New()
+	h.Write([]byte(artifactDigest))
+	h.Write([]byte{'\n'})
+	h.Write(manifest)
+	return hex.EncodeToString(h.Sum(nil))
+}
 
 // Function is a deployed function and its active version.
 type Function struct {
@@ -36,7 +52,9 @@ type Function struct {
 //
 // # Notes
 //   - Digest is the sha256 (hex) over the artifact digest and the manifest
-//     bytes; two deploys with the same artifact and manifest share a Digest.
+//     bytes (see VersionDigest); two deploys with the same artifact and
+//     manifest share a Digest. CreateVersion computes it when it is empty.
+//   - ArtifactSize is taken from the stored artifact by CreateVersion.
 //   - Manifest holds the raw warden.yaml as uploaded; it is re-parsed on load.
 type Version struct {
 	Namespace      string    `json:"namespace"`
@@ -62,20 +80,28 @@ type Functions interface {
 	// next version number (1 for a new function), and, when activate is
 	// true, makes it active, all in one transaction: after a crash either the
 	// old or the new version is active, never a half-written one. The
-	// artifact must already be stored. It returns the stored version.
+	// artifact must already be stored (ErrNotFound otherwise). A zero
+	// CreatedAt is set to the current time. It returns the stored version.
+	// Concurrent calls for the same function get distinct, contiguous
+	// version numbers.
 	CreateVersion(ctx context.Context, v Version, activate bool) (Version, error)
 	// Activate makes an existing version active. ErrNotFound if it does not exist.
 	Activate(ctx context.Context, namespace, name string, version int) error
-	// Function returns a function and its active version number.
+	// Function returns a function and its active version number (0 while
+	// no version has been activated), or ErrNotFound.
 	Function(ctx context.Context, namespace, name string) (Function, error)
 	// ListFunctions returns every function, ordered by namespace and name.
 	ListFunctions(ctx context.Context) ([]Function, error)
 	// Version returns one version, or ErrNotFound.
 	Version(ctx context.Context, namespace, name string, version int) (Version, error)
-	// Versions returns all versions of a function, newest first.
+	// Versions returns all versions of a function, newest first, or
+	// ErrNotFound if the function does not exist.
 	Versions(ctx context.Context, namespace, name string) ([]Version, error)
-	// DeleteFunction removes a function and its versions. Artifacts no
-	// longer referenced by any version are removed too.
+	// DeleteFunction removes a function and its versions, or returns
+	// ErrNotFound. Artifacts that the deleted versions referenced and that no
+	// other version references are removed too; artifacts stored but never
+	// referenced are left alone (a deploy may be between PutArtifact and
+	// CreateVersion).
 	DeleteFunction(ctx context.Context, namespace, name string) error
 }
 
@@ -91,33 +117,51 @@ type Credential struct {
 
 // Credentials keeps admin credentials.
 type Credentials interface {
+	// CreateCredential stores c. ErrConflict if the id is taken. A zero
+	// CreatedAt is set to the current time.
 	CreateCredential(ctx context.Context, c Credential) error
 	// Credential returns the credential with this id, revoked or not, or ErrNotFound.
 	Credential(ctx context.Context, id string) (Credential, error)
+	// ListCredentials returns every credential, revoked or not, ordered by
+	// creation time, then id.
 	ListCredentials(ctx context.Context) ([]Credential, error)
+	// RevokeCredential marks a credential revoked at the given time, or
+	// returns ErrNotFound. Revoking twice keeps the first revocation time.
 	RevokeCredential(ctx context.Context, id string, at time.Time) error
 }
 
 // EventQuery selects events. Zero fields do not filter.
 type EventQuery struct {
-	Type    string    // exact type, or a prefix ending in "." (e.g. "limit.")
+	Type    string    // exact type, or a prefix ending in "." (e.g. "limit."), compared byte-wise
 	Since   time.Time // events at or after this time
 	AfterID int64     // events with ID > AfterID (for following)
-	Limit   int       // at most this many (0: implementation default, 1000)
+	Limit   int       // at most this many (0 or less: 1000; capped at MaxEventLimit)
 }
+
+// Limits on EventQuery.Limit.
+const (
+	DefaultEventLimit = 1000
+	MaxEventLimit     = 10000
+)
 
 // Events is the durable event log.
 type Events interface {
-	// AppendEvents stores a batch atomically and assigns IDs in order.
+	// AppendEvents stores a batch atomically and assigns IDs in order. On
+	// success it sets evs[i].ID to the assigned ID and evs[i].Time to the
+	// stored time (UTC; a zero Time becomes the current time). The caller's
+	// ID values are ignored.
 	AppendEvents(ctx context.Context, evs []events.Event) error
-	// QueryEvents returns matching events in ID order (oldest first).
+	// QueryEvents returns matching events in ID order (oldest first), with
+	// ID set and Time in UTC.
 	QueryEvents(ctx context.Context, q EventQuery) ([]events.Event, error)
 }
 
-// Store is everything the server needs from persistence.
+// Store is everything the server needs from persistence. Implementations
+// are safe for concurrent use.
 type Store interface {
 	Functions
 	Credentials
 	Events
+	// Close releases the store. Other calls after Close fail.
 	Close() error
 }

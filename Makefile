@@ -1,0 +1,49 @@
+# warden — the two commands first: `make run` and `make test`.
+GO        ?= go
+EXAMPLES  := $(patsubst examples/%/warden.yaml,%,$(wildcard examples/*/warden.yaml))
+WASM      := $(foreach e,$(EXAMPLES),examples/$(e)/$(e).wasm)
+GOFILES   := $(shell find . -name '*.go' -not -path './warden-data/*' 2>/dev/null)
+
+.PHONY: all build examples run test check bench fuzz clean
+
+all: build
+
+build: bin/warden examples
+
+bin/warden: $(GOFILES) go.mod go.sum
+	$(GO) build -o bin/warden ./cmd/warden
+
+examples: $(WASM)
+
+# Reactor examples are built as WASI reactors (-buildmode=c-shared), wagi
+# examples as WASI commands; the manifest's abi decides.
+examples/%.wasm: $(GOFILES) go.mod
+	@dir=$(dir $@); \
+	if grep -Eq '^abi:[[:space:]]*reactor' $$dir/warden.yaml; then mode=-buildmode=c-shared; else mode=; fi; \
+	echo "build $@"; \
+	GOOS=wasip1 GOARCH=wasm $(GO) build $$mode -o $@ ./$$dir
+
+# Start the server on the embedded defaults (./warden-data), deploy the
+# examples and print how to call them. Ctrl-C stops it gracefully.
+run: build
+	@scripts/run.sh
+
+test:
+	$(GO) test -race -count=1 ./...
+
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/... ./examples/...
+	$(GO) test -count=1 ./internal/archtest/
+
+bench: build
+	$(GO) run ./cmd/warden-bench
+
+# Short runs of every fuzz target (longer: FUZZTIME=10m make fuzz).
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/manifest
+
+clean:
+	rm -rf bin $(WASM)

@@ -1,0 +1,552 @@
+// Package admin owns the admin API (/v1/...): function deploys, listings,
+// rollback, delete, invoke and the event log, each behind an authenticated
+// principal with the permission the route declares. It is served only on the
+// admin listener.
+//
+// admin never returns a credential's secret, never serves without a verified
+// credential, and reports failures as problem+json with no internal cause.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"warden/internal/auth"
+	"warden/internal/deploy"
+	"warden/internal/events"
+	"warden/internal/gateway"
+	"warden/internal/problem"
+	"warden/internal/reqid"
+	"warden/internal/sandbox"
+	"warden/internal/secheaders"
+	"warden/internal/store"
+)
+
+// Permissions a route can require. A role is a set of permissions; the
+// bootstrap admin holds them all.
+const (
+	PermRead     = "functions:read"
+	PermDeploy   = "functions:deploy"
+	PermDelete   = "functions:delete"
+	PermInvoke   = "functions:invoke"
+	PermEvents   = "events:read"
+	PermMetadata = "api:read"
+)
+
+// rolePerms maps roles to permissions.
+var rolePerms = map[string][]string{
+	auth.RoleAdmin: {PermRead, PermDeploy, PermDelete, PermInvoke, PermEvents, PermMetadata},
+}
+
+// Config configures the admin API. Every field but Logger is required.
+type Config struct {
+	Deploy  *deploy.Service
+	Store   store.Store
+	Auth    *auth.Admin
+	Events  events.Emitter
+	Flusher interface{ Flush(context.Context) error } // makes emitted events visible to queries
+	Logger  *slog.Logger
+	// FollowPoll is how often a following event stream polls the store
+	// (default 500ms).
+	FollowPoll time.Duration
+}
+
+// API is the admin HTTP API. Safe for concurrent use.
+type API struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+type principalKey struct{}
+
+// Route is one admin endpoint and the permission it requires.
+type Route struct {
+	Pattern    string
+	Permission string
+	Summary    string
+	handler    http.HandlerFunc
+}
+
+// New builds the API.
+func New(cfg Config) *API {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.FollowPoll <= 0 {
+		cfg.FollowPoll = 500 * time.Millisecond
+	}
+	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	for _, rt := range a.Routes() {
+		a.mux.Handle(rt.Pattern, a.guard(rt))
+	}
+	a.mux.Handle("/", a.guard(Route{Pattern: "/", Permission: PermMetadata, handler: func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, http.StatusNotFound, "no such admin endpoint")
+	}}))
+	return a
+}
+
+// Routes lists every admin endpoint with the permission it requires.
+func (a *API) Routes() []Route {
+	return []Route{
+		{"GET /v1/health", PermMetadata, "Server health", a.health},
+		{"GET /v1/openapi.json", PermMetadata, "This API's OpenAPI document", a.openapi},
+		{"GET /v1/functions", PermRead, "List functions", a.listFunctions},
+		{"POST /v1/functions", PermDeploy, "Deploy a version (multipart: manifest, artifact)", a.deploy},
+		{"GET /v1/functions/{namespace}/{name}", PermRead, "Describe a function", a.getFunction},
+		{"DELETE /v1/functions/{namespace}/{name}", PermDelete, "Delete a function and its versions", a.deleteFunction},
+		{"POST /v1/functions/{namespace}/{name}/rollback", PermDeploy, "Activate an earlier version", a.rollback},
+		{"POST /v1/functions/{namespace}/{name}/invoke", PermInvoke, "Invoke the active version", a.invoke},
+		{"GET /v1/events", PermEvents, "Query or follow the event log", a.events},
+	}
+}
+
+// Handler returns the complete admin handler, security headers included.
+func (a *API) Handler() http.Handler { return secheaders.Wrap(a.mux) }
+
+// guard authenticates the caller and checks the route's permission. Every
+// attempt is an event; the token itself never is.
+func (a *API) guard(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ev := events.Event{Type: events.TypeAdminAuth, SourceIP: secheaders.ClientIP(r), RequestID: reqid.From(r.Context()),
+			Labels: map[string]string{"route": rt.Pattern}}
+		token, ok := bearer(r)
+		if !ok {
+			ev.Outcome, ev.Reason = events.OutcomeFailure, "no credential"
+			a.cfg.Events.Emit(ev)
+			unauthorized(w, r)
+			return
+		}
+		p, id, err := a.cfg.Auth.Verify(r.Context(), token)
+		ev.Actor = id
+		if err != nil {
+			ev.Outcome, ev.Reason = events.OutcomeFailure, "invalid credential"
+			if !errors.Is(err, auth.ErrInvalidCredential) {
+				ev.Reason = "credential check failed"
+				a.log.Error("admin credential check failed", "request_id", ev.RequestID, "err", err)
+				a.cfg.Events.Emit(ev)
+				problem.Write(w, r, http.StatusServiceUnavailable, "credentials cannot be checked right now")
+				return
+			}
+			a.cfg.Events.Emit(ev)
+			unauthorized(w, r)
+			return
+		}
+		ev.Actor = p.Name + " (" + p.ID + ")"
+		if !allowed(p.Role, rt.Permission) {
+			ev.Outcome, ev.Reason = events.OutcomeDenied, "role "+p.Role+" lacks "+rt.Permission
+			a.cfg.Events.Emit(ev)
+			problem.Write(w, r, http.StatusForbidden, "your role does not allow this")
+			return
+		}
+		ev.Outcome = events.OutcomeSuccess
+		a.cfg.Events.Emit(ev)
+		rt.handler(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+func allowed(role, perm string) bool {
+	for _, p := range rolePerms[role] {
+		if p == perm {
+			return true
+		}
+	}
+	return false
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const p = "Bearer "
+	if len(h) <= len(p) || !strings.EqualFold(h[:len(p)], p) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(p):]), true
+}
+
+func unauthorized(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="warden-admin"`)
+	problem.Write(w, r, http.StatusUnauthorized, "a valid admin credential is required")
+}
+
+func origin(r *http.Request) deploy.Origin {
+	p, _ := r.Context().Value(principalKey{}).(auth.Principal)
+	return deploy.Origin{Actor: p.Name + " (" + p.ID + ")", SourceIP: secheaders.ClientIP(r), RequestID: reqid.From(r.Context())}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func (a *API) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "functions": len(a.cfg.Deploy.List())})
+}
+
+// FunctionInfo is the admin API's view of a function.
+type FunctionInfo struct {
+	Namespace     string          `json:"namespace"`
+	Name          string          `json:"name"`
+	ActiveVersion int             `json:"activeVersion"`
+	Digest        string          `json:"digest,omitempty"`
+	ABI           string          `json:"abi,omitempty"`
+	Routes        []RouteInfo     `json:"routes"`
+	Limits        any             `json:"limits,omitempty"`
+	Permissions   any             `json:"permissions,omitempty"`
+	Env           []string        `json:"envKeys,omitempty"`
+	Versions      []store.Version `json:"versions,omitempty"`
+	UpdatedAt     time.Time       `json:"updatedAt"`
+}
+
+// RouteInfo is one route of a function.
+type RouteInfo struct {
+	Route  string   `json:"route"`
+	Auth   string   `json:"auth"`
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+func info(ac *deploy.Active) FunctionInfo {
+	m := ac.Manifest
+	fi := FunctionInfo{
+		Namespace: m.Namespace, Name: m.Name, ActiveVersion: ac.Version.Version, Digest: ac.Version.Digest,
+		ABI: string(m.ABI), Limits: m.Limits, Permissions: m.Permissions, Routes: []RouteInfo{},
+		UpdatedAt: ac.Version.CreatedAt,
+	}
+	for _, rt := range m.HTTP {
+		auth := rt.Auth
+		if rt.Issuer != "" {
+			auth += ":" + rt.Issuer
+		}
+		fi.Routes = append(fi.Routes, RouteInfo{Route: rt.Pattern, Auth: auth, Scopes: rt.Scopes})
+	}
+	for k := range m.Env {
+		fi.Env = append(fi.Env, k)
+	}
+	return fi
+}
+
+func (a *API) listFunctions(w http.ResponseWriter, r *http.Request) {
+	out := []FunctionInfo{}
+	for _, ac := range a.cfg.Deploy.List() {
+		out = append(out, info(ac))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) getFunction(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	ac, ok := a.cfg.Deploy.Get(ns, name)
+	if !ok {
+		problem.Write(w, r, http.StatusNotFound, fmt.Sprintf("function %s/%s not found", ns, name))
+		return
+	}
+	fi := info(ac)
+	vs, err := a.cfg.Store.Versions(r.Context(), ns, name)
+	if err != nil {
+		a.internal(w, r, "list versions", err)
+		return
+	}
+	fi.Versions = vs
+	writeJSON(w, http.StatusOK, fi)
+}
+
+func (a *API) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	a.log.Error("admin request failed", "op", what, "request_id", reqid.From(r.Context()), "err", err)
+	problem.Write(w, r, http.StatusInternalServerError, what+" failed")
+}
+
+// deployError answers a refused change with the right status.
+func (a *API) deployError(w http.ResponseWriter, r *http.Request, err error) {
+	var de *deploy.Error
+	if !errors.As(err, &de) {
+		a.internal(w, r, "change", err)
+		return
+	}
+	status := http.StatusInternalServerError
+	switch de.Kind {
+	case deploy.KindInvalid:
+		status = http.StatusBadRequest
+	case deploy.KindRejected:
+		status = http.StatusUnprocessableEntity
+	case deploy.KindConflict:
+		status = http.StatusConflict
+	case deploy.KindNotFound:
+		status = http.StatusNotFound
+	default:
+		a.log.Error("admin change failed", "request_id", reqid.From(r.Context()), "err", err)
+	}
+	problem.WriteDetails(w, r, problem.Details{Status: status, Detail: de.Msg, Errors: de.Details})
+}
+
+// maxManifest bounds the manifest part of a deploy.
+const maxManifest = 64 << 10
+
+func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		problem.Write(w, r, http.StatusUnsupportedMediaType, "send multipart/form-data with parts manifest and artifact")
+		return
+	}
+	body := http.MaxBytesReader(w, r.Body, deploy.DefaultMaxArtifact+maxManifest+(1<<20))
+	mr := multipart.NewReader(body, params["boundary"])
+	req := deploy.Request{Origin: origin(r), ManifestName: "warden.yaml"}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			problem.Write(w, r, http.StatusBadRequest, "malformed multipart body or body too large")
+			return
+		}
+		switch part.FormName() {
+		case "manifest":
+			if fn := part.FileName(); fn != "" {
+				req.ManifestName = fn
+			}
+			req.Manifest, err = io.ReadAll(io.LimitReader(part, maxManifest+1))
+			if err == nil && len(req.Manifest) > maxManifest {
+				err = fmt.Errorf("manifest larger than %d bytes", maxManifest)
+			}
+		case "artifact":
+			req.Artifact, err = io.ReadAll(part)
+		default:
+			err = fmt.Errorf("unexpected part %q", part.FormName())
+		}
+		if err != nil {
+			problem.Write(w, r, http.StatusBadRequest, "deploy body: "+safeErr(err))
+			return
+		}
+	}
+	if req.Manifest == nil || req.Artifact == nil {
+		problem.Write(w, r, http.StatusBadRequest, "deploy needs both a manifest and an artifact part")
+		return
+	}
+	res, err := a.cfg.Deploy.Deploy(r.Context(), req)
+	if err != nil {
+		a.deployError(w, r, err)
+		return
+	}
+	status := http.StatusCreated
+	if res.Unchanged {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, res)
+}
+
+// safeErr keeps only errors whose text warden wrote itself.
+func safeErr(err error) string {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return "body too large"
+	}
+	s := err.Error()
+	if strings.HasPrefix(s, "manifest larger") || strings.HasPrefix(s, "unexpected part") {
+		return s
+	}
+	return "could not be read"
+}
+
+func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request) {
+	if err := a.cfg.Deploy.Delete(r.Context(), r.PathValue("namespace"), r.PathValue("name"), origin(r)); err != nil {
+		a.deployError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		To int `json:"to"`
+	}
+	if r.ContentLength != 0 {
+		dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil && err != io.EOF {
+			problem.Write(w, r, http.StatusBadRequest, `body must be {"to": VERSION}`)
+			return
+		}
+	}
+	if in.To < 0 {
+		problem.Write(w, r, http.StatusBadRequest, "version must be positive")
+		return
+	}
+	res, err := a.cfg.Deploy.Rollback(r.Context(), r.PathValue("namespace"), r.PathValue("name"), in.To, origin(r))
+	if err != nil {
+		a.deployError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// InvokeRequest is the body of an admin invoke.
+type InvokeRequest struct {
+	Method string              `json:"method,omitempty"` // default POST
+	Path   string              `json:"path,omitempty"`   // default "/"
+	Query  string              `json:"query,omitempty"`
+	Header map[string][]string `json:"header,omitempty"`
+	Body   []byte              `json:"body,omitempty"` // base64 in JSON
+}
+
+// InvokeResponse is the function's answer.
+type InvokeResponse struct {
+	Status    int                 `json:"status"`
+	Header    map[string][]string `json:"header,omitempty"`
+	Body      []byte              `json:"body"`
+	Version   int                 `json:"version"`
+	RequestID string              `json:"requestId"`
+}
+
+func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	ac, ok := a.cfg.Deploy.Get(ns, name)
+	if !ok {
+		problem.Write(w, r, http.StatusNotFound, fmt.Sprintf("function %s/%s not found", ns, name))
+		return
+	}
+	// base64 inflates by 4/3; allow the function's body limit plus framing.
+	limit := ac.Manifest.Limits.RequestBody*4/3 + 64<<10
+	var in InvokeRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			problem.Write(w, r, http.StatusRequestEntityTooLarge, "request body exceeds the function's limit")
+			return
+		}
+		problem.Write(w, r, http.StatusBadRequest, "body must be a JSON invoke request")
+		return
+	}
+	if int64(len(in.Body)) > ac.Manifest.Limits.RequestBody {
+		problem.Write(w, r, http.StatusRequestEntityTooLarge, "request body exceeds the function's limit")
+		return
+	}
+	if in.Method == "" {
+		in.Method = http.MethodPost
+	}
+	if in.Path == "" || in.Path[0] != '/' {
+		in.Path = "/" + in.Path
+	}
+	hdr := http.Header{}
+	for k, vs := range in.Header {
+		for _, v := range vs {
+			hdr.Add(k, v)
+		}
+	}
+	p, _ := r.Context().Value(principalKey{}).(auth.Principal)
+	id := reqid.From(r.Context())
+	resp, err := ac.Fn.Invoke(r.Context(), &sandbox.Request{
+		Method: in.Method, Path: in.Path, RawQuery: in.Query, Host: r.Host, Scheme: "https",
+		RemoteAddr: secheaders.ClientIP(r), Header: hdr, Body: in.Body, RequestID: id,
+		Vars: map[string]string{"route": "admin invoke", "auth": "admin", "subject": p.Name},
+	})
+	if err != nil {
+		status, typ, detail := gateway.InvokeError(err)
+		reason := detail
+		var se *sandbox.Error
+		if errors.As(err, &se) {
+			reason = se.Msg
+		}
+		a.cfg.Events.Emit(events.Event{Type: typ, Outcome: events.OutcomeDenied, Reason: reason, Actor: origin(r).Actor,
+			SourceIP: secheaders.ClientIP(r), RequestID: id, Namespace: ns, Function: name, Version: ac.Version.Version})
+		if status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "1")
+		}
+		problem.Write(w, r, status, detail)
+		return
+	}
+	writeJSON(w, http.StatusOK, InvokeResponse{Status: resp.Status, Header: resp.Header, Body: resp.Body, Version: ac.Version.Version, RequestID: id})
+}
+
+// events answers a query, or with follow=true streams newline-delimited
+// JSON events as they are stored, until the client goes away.
+func (a *API) events(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var sq store.EventQuery
+	sq.Type = q.Get("type")
+	if s := q.Get("since"); s != "" {
+		if d, err := time.ParseDuration(s); err == nil && d > 0 {
+			sq.Since = time.Now().Add(-d)
+		} else if t, err := time.Parse(time.RFC3339, s); err == nil {
+			sq.Since = t
+		} else {
+			problem.Write(w, r, http.StatusBadRequest, "since must be a duration like 1h or an RFC 3339 time")
+			return
+		}
+	}
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			problem.Write(w, r, http.StatusBadRequest, "after must be an event id")
+			return
+		}
+		sq.AfterID = n
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			problem.Write(w, r, http.StatusBadRequest, "limit must be between 1 and 10000")
+			return
+		}
+		sq.Limit = n
+	}
+	if a.cfg.Flusher != nil {
+		a.cfg.Flusher.Flush(r.Context())
+	}
+	if q.Get("follow") != "true" {
+		evs, err := a.cfg.Store.QueryEvents(r.Context(), sq)
+		if err != nil {
+			a.internal(w, r, "query events", err)
+			return
+		}
+		if evs == nil {
+			evs = []events.Event{}
+		}
+		writeJSON(w, http.StatusOK, evs)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	tick := time.NewTicker(a.cfg.FollowPoll)
+	defer tick.Stop()
+	for {
+		evs, err := a.cfg.Store.QueryEvents(r.Context(), sq)
+		if err != nil {
+			if r.Context().Err() == nil {
+				a.log.Error("follow events", "request_id", reqid.From(r.Context()), "err", err)
+			}
+			return
+		}
+		for _, e := range evs {
+			if enc.Encode(e) != nil {
+				return
+			}
+			sq.AfterID = e.ID
+		}
+		if rc.Flush() != nil {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,233 @@
+// Package bench owns `make bench`: it runs the real server in-process, drives
+// it with a load generator in its own process, and prints every figure next
+// to a bare net/http baseline measured in the same run, so that the numbers
+// mean the same on any machine.
+//
+// bench sends traffic only to loopback addresses it bound itself, and every
+// load run is bounded in time.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"warden/internal/config"
+	"warden/internal/deploy"
+	"warden/internal/pki"
+	"warden/internal/server"
+)
+
+// Main runs the benchmark (or, with a first argument "loadgen" or
+// "memchild", one of its child processes) and returns the exit code.
+func Main(args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "loadgen":
+			return loadgen(args[1:])
+		case "memchild":
+			return memChild(args[1:])
+		}
+	}
+	fs := flag.NewFlagSet("warden-bench", flag.ContinueOnError)
+	dur := fs.Duration("d", 5*time.Second, "duration of each load run")
+	conns := fs.Int("c", 32, "load generator connections")
+	functions := fs.Int("functions", 1000, "idle functions for the memory figure (0 skips it)")
+	examples := fs.String("examples", "examples", "directory with the built examples")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	r := &runner{dur: *dur, conns: *conns, examples: *examples}
+	if err := r.run(*functions); err != nil {
+		fmt.Fprintln(os.Stderr, "warden-bench:", err)
+		return 1
+	}
+	return 0
+}
+
+type runner struct {
+	dur      time.Duration
+	conns    int
+	examples string
+	tmp      string
+	cacert   string
+	rows     []row
+}
+
+type row struct {
+	name, value, baseline, ratio, target string
+}
+
+func (r *runner) add(name, value, baseline, ratio, target string) {
+	r.rows = append(r.rows, row{name, value, baseline, ratio, target})
+	fmt.Fprintf(os.Stderr, "  %s: %s\n", name, value)
+}
+
+func (r *runner) run(functions int) error {
+	var err error
+	if r.tmp, err = os.MkdirTemp("", "warden-bench-*"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(r.tmp)
+	fmt.Fprintf(os.Stderr, "warden-bench: GOMAXPROCS=%d, %d connections, %s per run\n", runtime.GOMAXPROCS(0), r.conns, r.dur)
+
+	// (a) the baseline: a bare net/http handler over HTTPS with the same TLS settings.
+	tlsDir := filepath.Join(r.tmp, "baseline-tls")
+	cert, err := pki.Ensure(tlsDir, nil, time.Now())
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	base := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"ok":true}`))
+	}), TLSConfig: pki.ServerConfig(cert)}
+	go base.ServeTLS(ln, "", "")
+	defer base.Close()
+	baseline, err := r.load(filepath.Join(tlsDir, pki.CAFile), "https://"+ln.Addr().String()+"/", "GET", "")
+	if err != nil {
+		return err
+	}
+	r.add("(a) bare net/http hello, HTTPS", fmtLoad(baseline), "", "1.00", "")
+	base.Close()
+
+	// The warden server on the embedded defaults, examples deployed.
+	data := filepath.Join(r.tmp, "data")
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen, cfg.AdminListen = data, "127.0.0.1:0", "127.0.0.1:0"
+	srv, err := server.New(context.Background(), cfg, server.Options{})
+	if err != nil {
+		return err
+	}
+	go srv.Serve()
+	defer srv.Shutdown(context.Background())
+	for _, ex := range []string{"ping", "echo-json", "hello"} {
+		if err := deployExample(srv.Deploy(), filepath.Join(r.examples, ex)); err != nil {
+			return err
+		}
+	}
+	ca := filepath.Join(data, "tls", pki.CAFile)
+	pub := "https://" + srv.PublicAddr()
+	cases := []struct {
+		name, path, method, body, target string
+		min                              float64
+	}{
+		{"(b) examples/ping through the gateway", "/ping", "GET", "", ">= 0.60", 0.60},
+		{"(c) examples/echo-json (reactor, JSON)", "/echo", "POST", `{"order":42,"items":["tea","cake"],"note":"benchmark"}`, "", 0},
+		{"(d) examples/hello (wagi, fresh instance)", "/hello?name=bench", "GET", "", "", 0},
+	}
+	for _, c := range cases {
+		res, err := r.load(ca, pub+c.path, c.method, c.body)
+		if err != nil {
+			return err
+		}
+		ratio := res.RPS / baseline.RPS
+		r.add(c.name, fmtLoad(res), fmt.Sprintf("%.0f req/s", baseline.RPS), fmt.Sprintf("%.2f", ratio), verdict(c.target, c.min == 0 || ratio >= c.min))
+	}
+	srv.Shutdown(context.Background())
+
+	if err := r.coldStarts(); err != nil {
+		return err
+	}
+	if functions > 0 {
+		if err := r.memory(functions); err != nil {
+			return err
+		}
+	}
+	r.print()
+	return nil
+}
+
+func verdict(target string, ok bool) string {
+	if target == "" {
+		return ""
+	}
+	if ok {
+		return target + " ok"
+	}
+	return target + " MISSED"
+}
+
+func fmtLoad(l LoadResult) string {
+	s := fmt.Sprintf("%.0f req/s, p50 %s, p99 %s", l.RPS, round(l.P50), round(l.P99))
+	if l.Errors > 0 {
+		s += fmt.Sprintf(", %d errors %v", l.Errors, l.Status)
+	}
+	return s
+}
+
+func round(d time.Duration) time.Duration {
+	switch {
+	case d > 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	case d > time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	default:
+		return d.Round(time.Microsecond)
+	}
+}
+
+// load runs the load generator in its own process.
+func (r *runner) load(cacert, url, method, body string) (LoadResult, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return LoadResult{}, err
+	}
+	cmd := exec.Command(self, "loadgen", "-url", url, "-method", method, "-body", body,
+		"-c", fmt.Sprint(r.conns), "-d", r.dur.String(), "-cacert", cacert)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return LoadResult{}, fmt.Errorf("loadgen %s: %w", url, err)
+	}
+	var res LoadResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		return res, fmt.Errorf("loadgen output %q: %w", out, err)
+	}
+	return res, nil
+}
+
+func deployExample(d *deploy.Service, dir string) error {
+	m, err := os.ReadFile(filepath.Join(dir, "warden.yaml"))
+	if err != nil {
+		return err
+	}
+	name := filepath.Base(dir)
+	wasm, err := os.ReadFile(filepath.Join(dir, name+".wasm"))
+	if err != nil {
+		return fmt.Errorf("%w (run make build first)", err)
+	}
+	_, err = d.Deploy(context.Background(), deploy.Request{ManifestName: "warden.yaml", Manifest: m, Artifact: wasm, Origin: deploy.Origin{Actor: "bench"}})
+	return err
+}
+
+func (r *runner) print() {
+	fmt.Println()
+	fmt.Printf("warden bench — %s, GOMAXPROCS=%d, loopback HTTPS, keep-alive, %d connections, load generator in its own process\n",
+		time.Now().Format("2006-01-02"), runtime.GOMAXPROCS(0), r.conns)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\tmeasured\tbaseline\tratio\ttarget")
+	for _, x := range r.rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", x.name, x.value, x.baseline, x.ratio, x.target)
+	}
+	tw.Flush()
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

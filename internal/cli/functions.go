@@ -1,0 +1,305 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"warden/internal/admin"
+	"warden/internal/deploy"
+	"warden/internal/manifest"
+)
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
+	file := "warden.yaml"
+	c := &cobra.Command{
+		Use:   "deploy [-f warden.yaml]",
+		Short: "Upload a function's artifact and manifest; prints the new version",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				return usageErr(err.Error())
+			}
+			// Parse locally first: the artifact path comes from the
+			// manifest, and errors are shown before anything is sent.
+			// The server parses again; it is the authority.
+			m, err := manifest.Parse(file, raw)
+			if err != nil {
+				return usageErr("invalid manifest:\n  " + strings.ReplaceAll(err.Error(), "\n", "\n  "))
+			}
+			artPath := filepath.Join(filepath.Dir(file), filepath.FromSlash(m.Artifact))
+			art, err := os.ReadFile(artPath)
+			if err != nil {
+				return usageErr(fmt.Sprintf("artifact: %v (build it first?)", err))
+			}
+			var body bytes.Buffer
+			mw := multipart.NewWriter(&body)
+			pw, _ := mw.CreateFormFile("manifest", filepath.Base(file))
+			pw.Write(raw)
+			pw, _ = mw.CreateFormFile("artifact", filepath.Base(artPath))
+			pw.Write(art)
+			mw.Close()
+			cl, err := g.newClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := timeout(requestTimeout)
+			defer cancel()
+			var res deploy.Result
+			if err := cl.request(ctx, http.MethodPost, "/v1/functions", mw.FormDataContentType(), &body, &res); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(stdout, res)
+			}
+			v := res.Version
+			switch {
+			case res.Unchanged:
+				fmt.Fprintf(stdout, "%s/%s version %d is already active (unchanged, digest %s)\n", v.Namespace, v.Name, v.Version, short(v.Digest))
+			case res.Previous > 0:
+				fmt.Fprintf(stdout, "deployed %s/%s version %d (digest %s), replacing version %d\n", v.Namespace, v.Name, v.Version, short(v.Digest), res.Previous)
+			default:
+				fmt.Fprintf(stdout, "deployed %s/%s version %d (digest %s)\n", v.Namespace, v.Name, v.Version, short(v.Digest))
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&file, "file", "f", file, "the function's manifest")
+	return c
+}
+
+func short(d string) string {
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}
+
+func functionsCmd(g *globals, stdout io.Writer) *cobra.Command {
+	c := &cobra.Command{Use: "functions", Aliases: []string{"fn"}, Short: "List, describe and delete functions", Args: cobra.NoArgs}
+	ls := &cobra.Command{
+		Use: "ls", Short: "List functions", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cl, err := g.newClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := timeout(requestTimeout)
+			defer cancel()
+			var fns []admin.FunctionInfo
+			if err := cl.request(ctx, http.MethodGet, "/v1/functions", "", nil, &fns); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(stdout, fns)
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAMESPACE\tNAME\tVERSION\tABI\tROUTES\tUPDATED")
+			for _, f := range fns {
+				var routes []string
+				for _, r := range f.Routes {
+					routes = append(routes, r.Route+" ("+r.Auth+")")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", f.Namespace, f.Name, f.ActiveVersion, f.ABI, strings.Join(routes, ", "), f.UpdatedAt.Local().Format("2006-01-02 15:04:05"))
+			}
+			return tw.Flush()
+		},
+	}
+	get := &cobra.Command{
+		Use: "get NAME", Short: "Describe a function: versions, routes, limits, grants", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ns, name, err := splitName(args[0])
+			if err != nil {
+				return err
+			}
+			cl, err := g.newClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := timeout(requestTimeout)
+			defer cancel()
+			var f admin.FunctionInfo
+			if err := cl.request(ctx, http.MethodGet, "/v1/functions/"+url.PathEscape(ns)+"/"+url.PathEscape(name), "", nil, &f); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(stdout, f)
+			}
+			fmt.Fprintf(stdout, "function   %s/%s\nabi        %s\nactive     version %d (digest %s)\n", f.Namespace, f.Name, f.ABI, f.ActiveVersion, f.Digest)
+			fmt.Fprintln(stdout, "routes")
+			if len(f.Routes) == 0 {
+				fmt.Fprintln(stdout, "  (none: invoke through the admin API only)")
+			}
+			for _, r := range f.Routes {
+				line := "  " + r.Route + "  auth=" + r.Auth
+				if len(r.Scopes) > 0 {
+					line += "  scopes=" + strings.Join(r.Scopes, ",")
+				}
+				fmt.Fprintln(stdout, line)
+			}
+			lim, _ := json.Marshal(f.Limits)
+			perm, _ := json.Marshal(f.Permissions)
+			fmt.Fprintf(stdout, "limits     %s\ngrants     %s\n", lim, perm)
+			if len(f.Env) > 0 {
+				fmt.Fprintf(stdout, "env keys   %s\n", strings.Join(f.Env, ", "))
+			}
+			fmt.Fprintln(stdout, "versions")
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			for _, v := range f.Versions {
+				mark := " "
+				if v.Version == f.ActiveVersion {
+					mark = "*"
+				}
+				fmt.Fprintf(tw, "  %s %d\t%s\t%d bytes\t%s\t%s\n", mark, v.Version, short(v.Digest), v.ArtifactSize, v.CreatedAt.Local().Format("2006-01-02 15:04:05"), v.CreatedBy)
+			}
+			return tw.Flush()
+		},
+	}
+	rm := &cobra.Command{
+		Use: "rm NAME", Short: "Delete a function and all its versions", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ns, name, err := splitName(args[0])
+			if err != nil {
+				return err
+			}
+			cl, err := g.newClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := timeout(requestTimeout)
+			defer cancel()
+			if err := cl.request(ctx, http.MethodDelete, "/v1/functions/"+url.PathEscape(ns)+"/"+url.PathEscape(name), "", nil, nil); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(stdout, map[string]string{"deleted": ns + "/" + name})
+			}
+			fmt.Fprintf(stdout, "deleted %s/%s\n", ns, name)
+			return nil
+		},
+	}
+	c.AddCommand(ls, get, rm)
+	return c
+}
+
+func rollbackCmd(g *globals, stdout io.Writer) *cobra.Command {
+	var to int
+	c := &cobra.Command{
+		Use: "rollback NAME [--to VERSION]", Short: "Make an earlier version active again", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ns, name, err := splitName(args[0])
+			if err != nil {
+				return err
+			}
+			if to < 0 {
+				return usageErr("--to must be a version number")
+			}
+			cl, err := g.newClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := timeout(requestTimeout)
+			defer cancel()
+			var res deploy.Result
+			path := "/v1/functions/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "/rollback"
+			if err := cl.request(ctx, http.MethodPost, path, "application/json", jsonBody(map[string]int{"to": to}), &res); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(stdout, res)
+			}
+			if res.Unchanged {
+				fmt.Fprintf(stdout, "%s/%s version %d is already active\n", ns, name, res.Version.Version)
+				return nil
+			}
+			fmt.Fprintf(stdout, "%s/%s: version %d is active (was %d)\n", ns, name, res.Version.Version, res.Previous)
+			return nil
+		},
+	}
+	c.Flags().IntVar(&to, "to", 0, "the version to activate (default: the one before the active version)")
+	return c
+}
+
+func invokeCmd(g *globals, stdout io.Writer) *cobra.Command {
+	var data, method, path string
+	var headers []string
+	c := &cobra.Command{
+		Use: "invoke NAME [--data STR|@FILE] [--header K:V]", Short: "Call a function's active version through the admin API", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ns, name, err := splitName(args[0])
+			if err != nil {
+				return err
+			}
+			in := admin.InvokeRequest{Method: strings.ToUpper(method), Header: map[string][]string{}}
+			in.Path, in.Query, _ = strings.Cut(path, "?")
+			if strings.HasPrefix(data, "@") {
+				if in.Body, err = os.ReadFile(data[1:]); err != nil {
+					return usageErr("--data: " + err.Error())
+				}
+			} else if data != "" {
+				in.Body = []byte(data)
+			}
+			for _, h := range headers {
+				k, v, ok := strings.Cut(h, ":")
+				if !ok || strings.TrimSpace(k) == "" {
+					return usageErr(fmt.Sprintf("--header %q: want K:V", h))
+				}
+				k = http.CanonicalHeaderKey(strings.TrimSpace(k))
+				in.Header[k] = append(in.Header[k], strings.TrimSpace(v))
+			}
+			if in.Method == "" {
+				in.Method = http.MethodGet
+				if in.Body != nil {
+					in.Method = http.MethodPost
+				}
+			}
+			cl, err := g.newClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := timeout(requestTimeout)
+			defer cancel()
+			var out admin.InvokeResponse
+			p := "/v1/functions/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "/invoke"
+			if err := cl.request(ctx, http.MethodPost, p, "application/json", jsonBody(in), &out); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(stdout, out)
+			}
+			stdout.Write(out.Body)
+			if len(out.Body) > 0 && out.Body[len(out.Body)-1] != '\n' {
+				fmt.Fprintln(stdout)
+			}
+			if out.Status >= 400 {
+				return errors.New("function answered " + strconv.Itoa(out.Status))
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&data, "data", "d", "", "request body, or @FILE to read it from a file")
+	f.StringArrayVarP(&headers, "header", "H", nil, "request header K:V (repeatable)")
+	f.StringVarP(&method, "method", "X", "", "HTTP method (default GET, or POST with --data)")
+	f.StringVar(&path, "path", "/", "request path and query seen by the function")
+	return c
+}

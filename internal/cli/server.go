@@ -1,0 +1,47 @@
+package cli
+
+import (
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"warden/internal/config"
+	"warden/internal/server"
+)
+
+func serverCmd(g *globals, stdout io.Writer) *cobra.Command {
+	cfg := config.Default()
+	var logLevel string
+	c := &cobra.Command{
+		Use:   "server",
+		Short: "Run the warden server",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if g.data != "" {
+				cfg.DataDir = g.data
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageErr(err.Error())
+			}
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageErr("--log-level: " + err.Error())
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			ctx, stop := signalContext()
+			defer stop()
+			return server.Run(ctx, cfg, server.Options{Logger: log}, stdout)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address for function traffic")
+	f.StringVar(&cfg.AdminListen, "admin-listen", cfg.AdminListen, "address for the admin API")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate (PEM); default: generated in DATA/tls")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "server key (PEM)")
+	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP (loopback addresses only)")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long to drain in-flight requests on shutdown")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return c
+}

@@ -1,0 +1,86 @@
+// Package config owns the server's configuration: defaults, then flags, then
+// validation, then the whole value is handed to the server. A Config is a
+// value: it is never changed after Validate.
+//
+// config never opens files or sockets; it only describes them.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+)
+
+// Config is the server's configuration.
+type Config struct {
+	DataDir         string        // SQLite database, TLS material, compilation cache, admin token
+	Listen          string        // function traffic
+	AdminListen     string        // the admin API; never the same address as Listen
+	TLSCert         string        // optional operator-supplied certificate (PEM) ...
+	TLSKey          string        // ... and its key; both or neither
+	InsecureHTTP    bool          // plain HTTP; refused on anything but loopback
+	ShutdownTimeout time.Duration // how long graceful shutdown waits for in-flight requests
+}
+
+// Default returns the embedded defaults.
+func Default() Config {
+	return Config{
+		DataDir:         "./warden-data",
+		Listen:          "127.0.0.1:8443",
+		AdminListen:     "127.0.0.1:8444",
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// Validate reports every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data must not be empty"))
+	}
+	for _, a := range []struct{ flag, addr string }{{"--listen", c.Listen}, {"--admin-listen", c.AdminListen}} {
+		host, port, err := net.SplitHostPort(a.addr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port", a.flag, a.addr))
+			continue
+		}
+		if c.InsecureHTTP && !loopback(host) {
+			errs = append(errs, fmt.Errorf("%s %q: --insecure-http is allowed only on a loopback address", a.flag, a.addr))
+		}
+		_ = port
+	}
+	if c.Listen == c.AdminListen && c.Listen != "" && !hasZeroPort(c.Listen) {
+		errs = append(errs, errors.New("--listen and --admin-listen must differ: the admin API never shares a port with function traffic"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.InsecureHTTP && c.TLSCert != "" {
+		errs = append(errs, errors.New("--insecure-http and --tls-cert exclude each other"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("shutdown timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func hasZeroPort(addr string) bool {
+	_, port, _ := net.SplitHostPort(addr)
+	return port == "0"
+}
+
+// Paths inside the data directory.
+func (c Config) TLSDir() string         { return filepath.Join(c.DataDir, "tls") }
+func (c Config) DBPath() string         { return filepath.Join(c.DataDir, "warden.db") }
+func (c Config) CacheDir() string       { return filepath.Join(c.DataDir, "cache") }
+func (c Config) AdminTokenPath() string { return filepath.Join(c.DataDir, "admin.token") }

@@ -1,0 +1,426 @@
+// Package deploy owns the deployment pipeline and the set of active function
+// versions: it validates a manifest and a module, stores an immutable,
+// content-addressed version, activates it, rolls back and deletes, and keeps
+// the route table that the gateway serves from.
+//
+// deploy never serves HTTP and never activates a version that was not stored
+// first: after a crash the store's active version is the truth, and Load
+// rebuilds everything from it.
+package deploy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"warden/internal/events"
+	"warden/internal/manifest"
+	"warden/internal/router"
+	"warden/internal/sandbox"
+	"warden/internal/store"
+)
+
+// DefaultMaxArtifact is the largest module accepted when Config.MaxArtifact is 0.
+const DefaultMaxArtifact = 64 << 20
+
+// Config configures a Service. Store, Engine and Events are required.
+type Config struct {
+	Store       store.Functions
+	Engine      *sandbox.Engine
+	Events      events.Emitter
+	Logger      *slog.Logger
+	MaxArtifact int64
+}
+
+// Active is a function's active version, ready to invoke. It is immutable:
+// a deploy or rollback replaces the whole value.
+type Active struct {
+	Version  store.Version
+	Manifest *manifest.Manifest
+	Fn       *sandbox.Function
+}
+
+// Key is "namespace/name".
+func (a *Active) Key() string { return key(a.Version.Namespace, a.Version.Name) }
+
+func key(namespace, name string) string { return namespace + "/" + name }
+
+type state struct {
+	active map[string]*Active
+	routes *router.Table[*Active]
+}
+
+// Service runs the pipeline. Mutations (deploy, rollback, delete) are
+// serialized; reads (Get, Routes) are lock-free and see a consistent
+// snapshot.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+	mu  sync.Mutex // serializes mutations
+	cur atomic.Pointer[state]
+}
+
+// New returns a service with no active functions; call Load to restore them
+// from the store.
+func New(cfg Config) *Service {
+	if cfg.MaxArtifact <= 0 {
+		cfg.MaxArtifact = DefaultMaxArtifact
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{cfg: cfg, log: log}
+	empty, _ := router.Build[*Active](nil)
+	s.cur.Store(&state{active: map[string]*Active{}, routes: empty})
+	return s
+}
+
+// Origin says who asked for a change, for the events it causes.
+type Origin struct {
+	Actor     string
+	SourceIP  string
+	RequestID string
+}
+
+// Kind classifies a refused change.
+type Kind int
+
+const (
+	KindInvalid  Kind = iota + 1 // the manifest or request is malformed
+	KindRejected                 // the module was refused (does not compile, wrong ABI)
+	KindConflict                 // a route is served by another function
+	KindNotFound                 // no such function or version
+)
+
+// Error is a refused change. Msg and Details are safe to show the user.
+type Error struct {
+	Kind    Kind
+	Msg     string
+	Details []string
+	Err     error
+}
+
+func (e *Error) Error() string { return e.Msg }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Request is one deploy.
+type Request struct {
+	ManifestName string // file name for error messages, e.g. "warden.yaml"
+	Manifest     []byte
+	Artifact     []byte
+	Origin       Origin
+}
+
+// Result describes the version a change made active.
+type Result struct {
+	Version   store.Version `json:"version"`
+	Previous  int           `json:"previous,omitempty"`  // the version active before, 0 if none
+	Unchanged bool          `json:"unchanged,omitempty"` // the same content was already active
+}
+
+// Load restores the active versions from the store. Modules are not compiled
+// or loaded here: each is loaded on first use, so a server with many idle
+// functions starts fast and stays small. A stored version whose manifest no
+// longer parses is not served (fail closed) and is logged.
+func (s *Service) Load(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fns, err := s.cfg.Store.ListFunctions(ctx)
+	if err != nil {
+		return fmt.Errorf("list functions: %w", err)
+	}
+	active := make(map[string]*Active, len(fns))
+	for _, f := range fns {
+		if f.ActiveVersion == 0 {
+			continue
+		}
+		v, err := s.cfg.Store.Version(ctx, f.Namespace, f.Name, f.ActiveVersion)
+		if err != nil {
+			return fmt.Errorf("load %s/%s v%d: %w", f.Namespace, f.Name, f.ActiveVersion, err)
+		}
+		m, err := manifest.Parse("warden.yaml", v.Manifest)
+		if err != nil {
+			s.log.Error("stored manifest no longer valid; function not served", "function", key(f.Namespace, f.Name), "version", v.Version, "err", err)
+			continue
+		}
+		active[key(f.Namespace, f.Name)] = &Active{Version: v, Manifest: m, Fn: s.cfg.Engine.Function(s.spec(v, m))}
+	}
+	routes, err := buildRoutes(active)
+	if err != nil {
+		return fmt.Errorf("stored routes conflict: %w", err)
+	}
+	old := s.cur.Swap(&state{active: active, routes: routes})
+	for _, a := range old.active {
+		a.Fn.Close()
+	}
+	return nil
+}
+
+// Get returns the active version of a function.
+func (s *Service) Get(namespace, name string) (*Active, bool) {
+	a, ok := s.cur.Load().active[key(namespace, name)]
+	return a, ok
+}
+
+// List returns the active versions, ordered by key.
+func (s *Service) List() []*Active {
+	st := s.cur.Load()
+	out := make([]*Active, 0, len(st.active))
+	for _, a := range st.active {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b *Active) int { return strings.Compare(a.Key(), b.Key()) })
+	return out
+}
+
+// Routes returns the current route table.
+func (s *Service) Routes() *router.Table[*Active] { return s.cur.Load().routes }
+
+// Deploy validates, stores and activates a new version.
+func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
+	m, err := manifest.Parse(req.ManifestName, req.Manifest)
+	if err != nil {
+		e := &Error{Kind: KindInvalid, Msg: "invalid manifest", Details: manifestErrors(err), Err: err}
+		s.emit(events.TypeFunctionDeploy, events.OutcomeFailure, "invalid manifest", "", "", 0, req.Origin)
+		return Result{}, e
+	}
+	fail := func(e *Error) (Result, error) {
+		s.emit(events.TypeFunctionDeploy, events.OutcomeFailure, e.Msg, m.Namespace, m.Name, 0, req.Origin)
+		return Result{}, e
+	}
+	if len(req.Artifact) == 0 {
+		return fail(&Error{Kind: KindInvalid, Msg: "artifact is empty"})
+	}
+	if int64(len(req.Artifact)) > s.cfg.MaxArtifact {
+		return fail(&Error{Kind: KindInvalid, Msg: fmt.Sprintf("artifact is %d bytes; the limit is %d", len(req.Artifact), s.cfg.MaxArtifact)})
+	}
+	artDigest := digest(req.Artifact)
+	verDigest := store.VersionDigest(artDigest, req.Manifest)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := key(m.Namespace, m.Name)
+	cur := s.cur.Load()
+	prev := cur.active[k]
+	if prev != nil && prev.Version.Digest == verDigest {
+		s.emit(events.TypeFunctionDeploy, events.OutcomeSuccess, "unchanged", m.Namespace, m.Name, prev.Version.Version, req.Origin)
+		return Result{Version: prev.Version, Previous: prev.Version.Version, Unchanged: true}, nil
+	}
+	if err := s.cfg.Engine.Check(ctx, m.ABI, req.Artifact); err != nil {
+		return fail(&Error{Kind: KindRejected, Msg: "module refused: " + err.Error(), Err: err})
+	}
+	next := &Active{Manifest: m}
+	next.Version = store.Version{Namespace: m.Namespace, Name: m.Name}
+	routes, err := buildRoutes(with(cur.active, k, next))
+	if err != nil {
+		return fail(&Error{Kind: KindConflict, Msg: err.Error(), Err: err})
+	}
+	if err := s.cfg.Store.PutArtifact(ctx, artDigest, req.Artifact); err != nil {
+		return fail(&Error{Msg: "store artifact failed", Err: err})
+	}
+	v, err := s.cfg.Store.CreateVersion(ctx, store.Version{
+		Namespace: m.Namespace, Name: m.Name, Digest: verDigest,
+		ArtifactDigest: artDigest, ArtifactSize: int64(len(req.Artifact)),
+		Manifest: req.Manifest, CreatedBy: req.Origin.Actor,
+	}, true)
+	if err != nil {
+		return fail(&Error{Msg: "store version failed", Err: err})
+	}
+	next.Version = v
+	next.Fn = s.cfg.Engine.Function(s.spec(v, m))
+	if err := next.Fn.Prepare(ctx); err != nil {
+		// Check compiled this module moments ago; a failure here is I/O.
+		// The version is stored and active: it loads on first use.
+		s.log.Warn("prepare after deploy failed", "function", k, "version", v.Version, "err", err)
+	}
+	s.swap(cur, k, next, routes)
+	res := Result{Version: v}
+	if prev != nil {
+		res.Previous = prev.Version.Version
+	}
+	s.emit(events.TypeFunctionDeploy, events.OutcomeSuccess, "", m.Namespace, m.Name, v.Version, req.Origin)
+	return res, nil
+}
+
+// Rollback makes an earlier version active again. to=0 means the newest
+// version older than the active one. The module is loaded (from the
+// compilation cache) before the switch, so no request pays for it.
+func (s *Service) Rollback(ctx context.Context, namespace, name string, to int, o Origin) (Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := key(namespace, name)
+	fail := func(e *Error) (Result, error) {
+		s.emit(events.TypeFunctionRollback, events.OutcomeFailure, e.Msg, namespace, name, to, o)
+		return Result{}, e
+	}
+	cur := s.cur.Load()
+	prev := cur.active[k]
+	if prev == nil {
+		return fail(&Error{Kind: KindNotFound, Msg: fmt.Sprintf("function %s not found", k)})
+	}
+	if to == 0 {
+		vs, err := s.cfg.Store.Versions(ctx, namespace, name)
+		if err != nil {
+			return fail(&Error{Msg: "list versions failed", Err: err})
+		}
+		for _, v := range vs { // newest first
+			if v.Version < prev.Version.Version {
+				to = v.Version
+				break
+			}
+		}
+		if to == 0 {
+			return fail(&Error{Kind: KindNotFound, Msg: fmt.Sprintf("%s has no version older than %d", k, prev.Version.Version)})
+		}
+	}
+	if to == prev.Version.Version {
+		return Result{Version: prev.Version, Previous: to, Unchanged: true}, nil
+	}
+	v, err := s.cfg.Store.Version(ctx, namespace, name, to)
+	if errors.Is(err, store.ErrNotFound) {
+		return fail(&Error{Kind: KindNotFound, Msg: fmt.Sprintf("%s has no version %d", k, to)})
+	} else if err != nil {
+		return fail(&Error{Msg: "load version failed", Err: err})
+	}
+	m, err := manifest.Parse("warden.yaml", v.Manifest)
+	if err != nil {
+		return fail(&Error{Kind: KindInvalid, Msg: fmt.Sprintf("version %d's manifest is no longer valid", to), Details: manifestErrors(err), Err: err})
+	}
+	next := &Active{Version: v, Manifest: m}
+	routes, err := buildRoutes(with(cur.active, k, next))
+	if err != nil {
+		return fail(&Error{Kind: KindConflict, Msg: err.Error(), Err: err})
+	}
+	next.Fn = s.cfg.Engine.Function(s.spec(v, m))
+	if err := next.Fn.Prepare(ctx); err != nil {
+		next.Fn.Close()
+		return fail(&Error{Kind: KindRejected, Msg: fmt.Sprintf("version %d could not be loaded", to), Err: err})
+	}
+	if err := s.cfg.Store.Activate(ctx, namespace, name, to); err != nil {
+		next.Fn.Close()
+		return fail(&Error{Msg: "activate failed", Err: err})
+	}
+	s.swap(cur, k, next, routes)
+	s.emit(events.TypeFunctionRollback, events.OutcomeSuccess, fmt.Sprintf("from version %d", prev.Version.Version), namespace, name, to, o)
+	return Result{Version: v, Previous: prev.Version.Version}, nil
+}
+
+// Delete removes a function, all its versions and its routes.
+func (s *Service) Delete(ctx context.Context, namespace, name string, o Origin) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := key(namespace, name)
+	cur := s.cur.Load()
+	prev := cur.active[k]
+	if err := s.cfg.Store.DeleteFunction(ctx, namespace, name); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			s.emit(events.TypeFunctionDelete, events.OutcomeFailure, "not found", namespace, name, 0, o)
+			return &Error{Kind: KindNotFound, Msg: fmt.Sprintf("function %s not found", k), Err: err}
+		}
+		s.emit(events.TypeFunctionDelete, events.OutcomeFailure, "store error", namespace, name, 0, o)
+		return &Error{Msg: "delete failed", Err: err}
+	}
+	routes, err := buildRoutes(with(cur.active, k, nil))
+	if err != nil { // removing routes cannot create a conflict
+		return err
+	}
+	s.swap(cur, k, nil, routes)
+	v := 0
+	if prev != nil {
+		v = prev.Version.Version
+	}
+	s.emit(events.TypeFunctionDelete, events.OutcomeSuccess, "", namespace, name, v, o)
+	return nil
+}
+
+// Close releases every loaded module. In-flight invocations finish first.
+func (s *Service) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.cur.Load().active {
+		a.Fn.Close()
+	}
+}
+
+// swap installs next (nil: removed) for k; the replaced version's module is
+// released once its in-flight invocations end.
+func (s *Service) swap(cur *state, k string, next *Active, routes *router.Table[*Active]) {
+	active := with(cur.active, k, next)
+	s.cur.Store(&state{active: active, routes: routes})
+	if old := cur.active[k]; old != nil && old.Fn != nil {
+		go old.Fn.Close()
+	}
+}
+
+func (s *Service) spec(v store.Version, m *manifest.Manifest) sandbox.Spec {
+	st := s.cfg.Store
+	artifact := v.ArtifactDigest
+	return sandbox.Spec{
+		Namespace: v.Namespace, Name: v.Name, Version: v.Version, Digest: v.Digest,
+		ABI: m.ABI, Limits: m.Limits, Env: m.Env,
+		Load: func(ctx context.Context) ([]byte, error) { return st.Artifact(ctx, artifact) },
+	}
+}
+
+func (s *Service) emit(typ, outcome, reason, namespace, name string, version int, o Origin) {
+	s.cfg.Events.Emit(events.Event{
+		Type: typ, Outcome: outcome, Reason: reason,
+		Actor: o.Actor, SourceIP: o.SourceIP, RequestID: o.RequestID,
+		Namespace: namespace, Function: name, Version: version,
+	})
+}
+
+// with returns a copy of m with k set to a (or removed when a is nil).
+func with(m map[string]*Active, k string, a *Active) map[string]*Active {
+	out := make(map[string]*Active, len(m)+1)
+	for kk, v := range m {
+		out[kk] = v
+	}
+	if a == nil {
+		delete(out, k)
+	} else {
+		out[k] = a
+	}
+	return out
+}
+
+func buildRoutes(active map[string]*Active) (*router.Table[*Active], error) {
+	keys := make([]string, 0, len(active))
+	for k := range active {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // deterministic conflict messages
+	var entries []router.Entry[*Active]
+	for _, k := range keys {
+		a := active[k]
+		for _, r := range a.Manifest.HTTP {
+			entries = append(entries, router.Entry[*Active]{Owner: k, Route: r, Target: a})
+		}
+	}
+	return router.Build(entries)
+}
+
+func manifestErrors(err error) []string {
+	var list manifest.ErrorList
+	if errors.As(err, &list) {
+		out := make([]string, len(list))
+		for i, e := range list {
+			out[i] = e.Error()
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

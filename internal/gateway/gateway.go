@@ -1,0 +1,233 @@
+// Package gateway owns the public listener's request path: route, authenticate,
+// enforce body limits, invoke the function version in the sandbox, and turn
+// every refusal or failure into a problem+json answer and an event.
+//
+// gateway never serves the admin API, never passes a credential to a
+// function, and never copies a guest's error output into a response.
+package gateway
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"warden/internal/deploy"
+	"warden/internal/events"
+	"warden/internal/manifest"
+	"warden/internal/problem"
+	"warden/internal/reqid"
+	"warden/internal/router"
+	"warden/internal/sandbox"
+	"warden/internal/secheaders"
+)
+
+// Routes gives the current route table; the deploy service implements it.
+type Routes interface {
+	Routes() *router.Table[*deploy.Active]
+}
+
+// Config configures the gateway. Routes and Events are required.
+type Config struct {
+	Routes Routes
+	Events events.Emitter
+	Logger *slog.Logger
+}
+
+// Gateway is the public request path. Safe for concurrent use.
+type Gateway struct {
+	cfg Config
+	log *slog.Logger
+}
+
+var _ http.Handler = (*Gateway)(nil)
+
+// New returns a gateway. Wrap it with secheaders.Wrap before serving.
+func New(cfg Config) *Gateway {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Gateway{cfg: cfg, log: log}
+}
+
+// Handler returns the complete public handler, security headers included.
+func (g *Gateway) Handler() http.Handler { return secheaders.Wrap(g) }
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	entry, ok, status, hdr := g.cfg.Routes.Routes().Match(r)
+	if !ok {
+		for k, v := range hdr {
+			if k == "Allow" || k == "Location" {
+				w.Header()[k] = v
+			}
+		}
+		if status >= 300 && status < 400 {
+			w.WriteHeader(status)
+			return
+		}
+		if status == 0 {
+			status = http.StatusNotFound
+		}
+		problem.Write(w, r, status, "no function serves this route")
+		return
+	}
+	a, route := entry.Target, entry.Route
+
+	if !g.authenticate(w, r, a, route) {
+		return
+	}
+
+	limit := a.Manifest.Limits.RequestBody
+	if r.ContentLength > limit {
+		g.refuse(w, r, a, http.StatusRequestEntityTooLarge, events.TypeLimitRequestBody,
+			"request body exceeds the function's limit of "+strconv.FormatInt(limit, 10)+" bytes")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			g.refuse(w, r, a, http.StatusRequestEntityTooLarge, events.TypeLimitRequestBody,
+				"request body exceeds the function's limit of "+strconv.FormatInt(limit, 10)+" bytes")
+			return
+		}
+		problem.Write(w, r, http.StatusBadRequest, "request body could not be read")
+		return
+	}
+
+	req := &sandbox.Request{
+		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
+		Host: r.Host, Scheme: "https", RemoteAddr: secheaders.ClientIP(r),
+		Header:    guestHeaders(r.Header),
+		Body:      body,
+		RequestID: reqid.From(r.Context()),
+		Vars:      map[string]string{"route": route.Pattern, "auth": route.Auth},
+	}
+	if r.TLS == nil {
+		req.Scheme = "http"
+	}
+	resp, err := a.Fn.Invoke(r.Context(), req)
+	if err != nil {
+		g.invokeFailed(w, r, a, err)
+		return
+	}
+	WriteResponse(w, resp)
+}
+
+// authenticate applies the route's auth. Until API keys and token issuers
+// exist, every route whose auth is not "none" is refused: deny by default.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, a *deploy.Active, route manifest.Route) bool {
+	if route.Auth == manifest.AuthNone {
+		return true
+	}
+	reason := "route requires " + route.Auth + " authentication, which this server cannot verify yet"
+	g.emit(r, a, events.TypeRouteAuth, events.OutcomeDenied, reason)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
+	problem.Write(w, r, http.StatusUnauthorized, "authentication required")
+	return false
+}
+
+// InvokeError maps a sandbox failure to the status, event type and client
+// message. Shared with the admin API's invoke.
+func InvokeError(err error) (status int, eventType, detail string) {
+	var se *sandbox.Error
+	if !errors.As(err, &se) {
+		return http.StatusInternalServerError, events.TypeFunctionTrap, "the function could not be run"
+	}
+	switch se.Kind {
+	case sandbox.KindConcurrency:
+		return http.StatusTooManyRequests, events.TypeLimitConcurrency, "too many concurrent invocations of this function"
+	case sandbox.KindTimeout:
+		return http.StatusGatewayTimeout, events.TypeLimitTimeout, "the function exceeded its time limit"
+	case sandbox.KindMemory:
+		return http.StatusBadGateway, events.TypeLimitMemory, "the function exceeded its memory limit"
+	case sandbox.KindResponseTooLarge:
+		return http.StatusBadGateway, events.TypeLimitResponse, "the function's response exceeded its size limit"
+	case sandbox.KindUnavailable:
+		return http.StatusServiceUnavailable, events.TypeFunctionTrap, "the function is unavailable"
+	default:
+		return http.StatusBadGateway, events.TypeFunctionTrap, "the function failed"
+	}
+}
+
+func (g *Gateway) invokeFailed(w http.ResponseWriter, r *http.Request, a *deploy.Active, err error) {
+	status, typ, detail := InvokeError(err)
+	if r.Context().Err() != nil && status == http.StatusGatewayTimeout {
+		// The client went away; nobody reads the answer.
+		status = 499
+	}
+	reason := detail
+	var se *sandbox.Error
+	if errors.As(err, &se) {
+		reason = se.Msg
+	}
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	g.emit(r, a, typ, events.OutcomeDenied, reason)
+	g.log.Debug("invocation failed", "function", a.Key(), "version", a.Version.Version, "request_id", reqid.From(r.Context()), "err", err)
+	problem.Write(w, r, status, detail)
+}
+
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, a *deploy.Active, status int, typ, detail string) {
+	g.emit(r, a, typ, events.OutcomeDenied, detail)
+	w.Header().Set("Connection", "close") // the unread body stays unread
+	problem.Write(w, r, status, detail)
+}
+
+func (g *Gateway) emit(r *http.Request, a *deploy.Active, typ, outcome, reason string) {
+	g.cfg.Events.Emit(events.Event{
+		Type: typ, Outcome: outcome, Reason: reason,
+		SourceIP: secheaders.ClientIP(r), RequestID: reqid.From(r.Context()),
+		Namespace: a.Version.Namespace, Function: a.Version.Name, Version: a.Version.Version,
+	})
+}
+
+// hopHeaders are connection-level and credential headers a guest never sees.
+var hopHeaders = []string{
+	"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+	"Authorization", "X-Api-Key", "Cookie",
+}
+
+func guestHeaders(h http.Header) http.Header {
+	out := h.Clone()
+	for _, k := range hopHeaders {
+		delete(out, k)
+	}
+	return out
+}
+
+// reservedResponse are headers a guest may not set: warden owns them.
+var reservedResponse = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Trailer": true, "Content-Length": true, "Strict-Transport-Security": true,
+	"X-Request-Id": true, "Date": true,
+}
+
+// WriteResponse writes a guest's response. The guest cannot override
+// warden's transport and security headers; it may set its own
+// Content-Security-Policy (for HTML it serves) and the others.
+func WriteResponse(w http.ResponseWriter, resp *sandbox.Response) {
+	h := w.Header()
+	for k, v := range resp.Header {
+		ck := http.CanonicalHeaderKey(k)
+		if reservedResponse[ck] || strings.HasPrefix(ck, "X-Warden-") {
+			continue
+		}
+		h[ck] = v
+	}
+	if h.Get("Content-Type") == "" && len(resp.Body) > 0 {
+		h.Set("Content-Type", "application/octet-stream")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(resp.Body)))
+	status := resp.Status
+	if status < 200 || status > 599 {
+		status = http.StatusOK
+	}
+	w.WriteHeader(status)
+	w.Write(resp.Body)
+}

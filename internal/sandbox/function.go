@@ -1,0 +1,501 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+
+	"warden/internal/manifest"
+)
+
+// Spec describes one function version.
+type Spec struct {
+	Namespace, Name string
+	Version         int
+	Digest          string // unique per version (hex)
+	ABI             manifest.ABI
+	Limits          manifest.Limits
+	Env             map[string]string                         // the manifest's env: the ONLY environment the guest sees
+	Load            func(ctx context.Context) ([]byte, error) // returns the wasm; called whenever the compiled module must be (re)loaded
+}
+
+// Request is one invocation's input. The sandbox does not modify it.
+type Request struct {
+	Method, Path, RawQuery, Host, Scheme, RemoteAddr string
+	Header                                           http.Header
+	Body                                             []byte
+	RequestID                                        string
+	Vars                                             map[string]string // extra metadata for the guest (route, verified identity…)
+}
+
+// Response is a guest's answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte // owned by the caller (copied out of guest memory)
+}
+
+// Function runs one function version. It is safe for concurrent use.
+//
+// # Notes
+//   - Nothing is compiled or instantiated until Prepare or the first Invoke.
+//   - The compiled module is released after Config.ModuleIdle without
+//     invocations and reloaded (through Spec.Load and the compilation cache)
+//     on the next one.
+//   - A reactor instance serves one invocation at a time; after a trap,
+//     timeout or any other error it is discarded, never pooled.
+type Function struct {
+	e    *Engine
+	spec Spec
+	lim  manifest.Limits
+	inv  Invocation
+	base wazero.ModuleConfig // deny-by-default module config with Spec.Env
+	sem  chan struct{}
+	log  []slog.Attr
+
+	loadMu sync.Mutex // serializes loading so a module compiles once
+
+	mu       sync.Mutex
+	mod      *module
+	lastUsed time.Time
+	inflight int           // Invoke and Prepare calls in progress
+	closed   bool          // no new invocations
+	drained  chan struct{} // closed when inflight reaches 0 after closed
+	done     chan struct{} // closed when Close has released everything
+}
+
+// module is a loaded function version: its runtime, compiled code and pool.
+type module struct {
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	idle     []*instance // oldest first; guarded by Function.mu
+	leases   int         // invocations using rt; guarded by Function.mu
+}
+
+// instance is one instantiated reactor module.
+type instance struct {
+	mod      api.Module
+	mem      api.Memory
+	alloc    api.Function
+	handle   api.Function
+	out      *capture // guest stdout and stderr
+	uses     int
+	lastUsed time.Time
+	stack    [2]uint64
+}
+
+// Function returns the function for spec. It is cheap: nothing is loaded
+// until Prepare or Invoke. Zero limits take the manifest defaults. Calling
+// Function twice for one spec gives two functions that share nothing but the
+// compilation cache; callers keep one per version.
+func (e *Engine) Function(spec Spec) *Function {
+	spec.Env = maps.Clone(spec.Env)
+	f := &Function{
+		e:    e,
+		spec: spec,
+		lim:  limitsWithDefaults(spec.Limits),
+		inv:  Invocation{Namespace: spec.Namespace, Name: spec.Name, Version: spec.Version},
+		done: make(chan struct{}),
+	}
+	f.sem = make(chan struct{}, f.lim.Concurrency)
+	f.log = []slog.Attr{
+		slog.String("namespace", spec.Namespace),
+		slog.String("function", spec.Name),
+		slog.Int("version", spec.Version),
+	}
+	f.base = f.moduleConfig()
+	e.mu.Lock()
+	if e.closed {
+		f.closed = true
+		close(f.done)
+	} else {
+		e.funcs[f] = struct{}{}
+	}
+	e.mu.Unlock()
+	return f
+}
+
+func limitsWithDefaults(l manifest.Limits) manifest.Limits {
+	if l.Memory <= 0 {
+		l.Memory = manifest.DefaultMemory
+	}
+	if l.Timeout <= 0 {
+		l.Timeout = manifest.DefaultTimeout
+	}
+	if l.Concurrency <= 0 {
+		l.Concurrency = manifest.DefaultConcurrency
+	}
+	if l.RequestBody <= 0 {
+		l.RequestBody = manifest.DefaultRequestBody
+	}
+	if l.ResponseBody <= 0 {
+		l.ResponseBody = manifest.DefaultResponseBody
+	}
+	return l
+}
+
+func (f *Function) memoryPages() uint32 {
+	pages := f.lim.Memory / 65536
+	return uint32(max(1, min(pages, 65536)))
+}
+
+// moduleConfig is the deny-by-default configuration every instance starts
+// from: no filesystem, no sockets, no host environment, args = [name], real
+// clocks and crypto randomness.
+func (f *Function) moduleConfig() wazero.ModuleConfig {
+	c := wazero.NewModuleConfig().
+		WithName("").
+		WithArgs(f.spec.Name).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithSysNanosleep().
+		WithRandSource(rand.Reader).
+		WithStartFunctions()
+	if f.spec.ABI == manifest.ABIReactor {
+		for _, k := range slices.Sorted(maps.Keys(f.spec.Env)) {
+			if validEnv(k, f.spec.Env[k]) {
+				c = c.WithEnv(k, f.spec.Env[k])
+			}
+		}
+	}
+	return c
+}
+
+func validEnv(k, v string) bool {
+	return k != "" && !strings.ContainsAny(k, "=\x00") && !strings.ContainsRune(v, 0)
+}
+
+// Prepare loads the compiled module now (from the file cache when warm) so
+// the next Invoke pays no compile. It fails with a *Error of KindUnavailable.
+func (f *Function) Prepare(ctx context.Context) error {
+	if err := f.enter(); err != nil {
+		return err
+	}
+	defer f.exit()
+	_, err := f.load(ctx, false)
+	return err
+}
+
+// enter registers an in-flight call, or fails when the function is closed.
+func (f *Function) enter() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return newError(KindUnavailable, "function unavailable", errClosed)
+	}
+	f.inflight++
+	return nil
+}
+
+func (f *Function) exit() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inflight--
+	if f.closed && f.inflight == 0 && f.drained != nil {
+		close(f.drained)
+		f.drained = nil
+	}
+}
+
+// load returns the loaded module, loading it if needed. With lease, the
+// module is leased (it cannot be released until unlease).
+func (f *Function) load(ctx context.Context, lease bool) (*module, error) {
+	f.mu.Lock()
+	if m := f.mod; m != nil {
+		if lease {
+			m.leases++
+		}
+		f.lastUsed = time.Now()
+		f.mu.Unlock()
+		return m, nil
+	}
+	f.mu.Unlock()
+
+	f.loadMu.Lock()
+	defer f.loadMu.Unlock()
+	f.mu.Lock()
+	m := f.mod
+	f.mu.Unlock()
+	if m == nil {
+		var err error
+		if m, err = f.newModule(ctx); err != nil {
+			f.e.cfg.Logger.LogAttrs(ctx, slog.LevelError, "function module could not be loaded",
+				append(f.log, slog.String("error", err.Error()))...)
+			return nil, newError(KindUnavailable, "function unavailable", err)
+		}
+		f.e.loaded.Add(1)
+	}
+	f.mu.Lock()
+	f.mod = m
+	if lease {
+		m.leases++
+	}
+	f.lastUsed = time.Now()
+	f.mu.Unlock()
+	return m, nil
+}
+
+func (f *Function) newModule(ctx context.Context) (*module, error) {
+	if !validABI(f.spec.ABI) {
+		return nil, fmt.Errorf("unknown abi %q", f.spec.ABI)
+	}
+	if f.spec.Load == nil {
+		return nil, errors.New("spec has no Load")
+	}
+	wasm, err := f.spec.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	// Compile without the invocation's deadline: a compile that fills the
+	// cache is worth finishing.
+	cctx := context.WithoutCancel(ctx)
+	rt, err := f.e.newRuntime(cctx, f.memoryPages())
+	if err != nil {
+		return nil, err
+	}
+	compiled, err := rt.CompileModule(cctx, wasm)
+	if err != nil {
+		_ = rt.Close(cctx)
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	if err := checkExports(f.spec.ABI, compiled); err != nil {
+		_ = rt.Close(cctx)
+		return nil, err
+	}
+	return &module{rt: rt, compiled: compiled}, nil
+}
+
+func (f *Function) unlease(m *module) {
+	f.mu.Lock()
+	m.leases--
+	f.lastUsed = time.Now()
+	f.mu.Unlock()
+}
+
+// Invoke runs one request. Errors are *Error. Invoke is safe for concurrent
+// use; beyond Limits.Concurrency in-flight calls it fails immediately with
+// KindConcurrency.
+func (f *Function) Invoke(ctx context.Context, req *Request) (*Response, error) {
+	select {
+	case f.sem <- struct{}{}:
+	default:
+		return nil, newError(KindConcurrency, "too many concurrent invocations", nil)
+	}
+	defer func() { <-f.sem }()
+	if err := f.enter(); err != nil {
+		return nil, err
+	}
+	defer f.exit()
+	m, err := f.load(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	defer f.unlease(m)
+
+	ctx, cancel := context.WithTimeoutCause(ctx, f.lim.Timeout, errTimeout)
+	defer cancel()
+	cs := &callState{inv: f.inv, logger: f.e.cfg.Logger}
+	cs.inv.RequestID = req.RequestID
+	ctx = context.WithValue(ctx, callStateKey{}, cs)
+
+	var resp *Response
+	if f.spec.ABI == manifest.ABIWagi {
+		resp, err = f.invokeWagi(ctx, m, req)
+	} else {
+		resp, err = f.invokeReactor(ctx, m, req)
+	}
+	if cs.logDroppd > 0 {
+		f.e.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "guest log budget exceeded",
+			append(f.log, slog.String("request_id", req.RequestID), slog.Int("dropped", cs.logDroppd))...)
+	}
+	return resp, err
+}
+
+var (
+	errTimeout          = errors.New("invocation timed out")
+	errResponseTooLarge = errors.New("response body too large")
+)
+
+// failure turns an error from guest code into an *Error.
+// memSize is the guest's memory size at failure (0 when unknown).
+func (f *Function) failure(ctx context.Context, err error, out *capture, memSize uint32) *Error {
+	var ee *sys.ExitError
+	isExit := errors.As(err, &ee)
+	switch {
+	case out != nil && out.oom, memSize > 0 && int64(memSize)+4<<20 > f.lim.Memory && !isCtxExit(ee):
+		return newError(KindMemory, "function exceeded its memory limit", err)
+	case context.Cause(ctx) == errResponseTooLarge:
+		return newError(KindResponseTooLarge, "function response too large", err)
+	case context.Cause(ctx) == errTimeout:
+		return newError(KindTimeout, "function timed out", err)
+	case ctx.Err() != nil:
+		return newError(KindTimeout, "invocation canceled", err)
+	case isExit:
+		return newError(KindTrap, fmt.Sprintf("function exited with status %d", ee.ExitCode()), err)
+	default:
+		return newError(KindTrap, "function trapped", err)
+	}
+}
+
+func isCtxExit(ee *sys.ExitError) bool {
+	return ee != nil && (ee.ExitCode() == sys.ExitCodeContextCanceled || ee.ExitCode() == sys.ExitCodeDeadlineExceeded)
+}
+
+// logGuest writes the captured guest output (and the failure, if any).
+func (f *Function) logGuest(ctx context.Context, req *Request, out *capture, ierr *Error) {
+	if out.total == 0 && ierr == nil {
+		return
+	}
+	attrs := append(slices.Clip(f.log), slog.String("request_id", req.RequestID))
+	lvl := slog.LevelInfo
+	msg := "guest output"
+	if ierr != nil {
+		lvl, msg = slog.LevelWarn, "invocation failed"
+		attrs = append(attrs, slog.String("kind", ierr.Kind.String()))
+		if ierr.Err != nil {
+			attrs = append(attrs, slog.String("error", ierr.Err.Error()))
+		}
+	}
+	if out.total > 0 {
+		attrs = append(attrs, slog.String("output", out.text()))
+	}
+	f.e.cfg.Logger.LogAttrs(ctx, lvl, msg, attrs...)
+}
+
+// getInstance pops an idle instance or instantiates a new one.
+func (f *Function) getInstance(ctx context.Context, m *module) (*instance, *Error) {
+	f.e.busy.Add(1)
+	f.mu.Lock()
+	if n := len(m.idle); n > 0 {
+		inst := m.idle[n-1]
+		m.idle[n-1] = nil
+		m.idle = m.idle[:n-1]
+		f.mu.Unlock()
+		f.e.idle.Add(-1)
+		return inst, nil
+	}
+	f.mu.Unlock()
+	inst, ierr := f.newInstance(ctx, m)
+	if ierr != nil {
+		f.e.busy.Add(-1)
+	}
+	return inst, ierr
+}
+
+// putInstance returns inst to the pool, or closes it when it is unhealthy,
+// worn out, the pool is full or the module is going away.
+func (f *Function) putInstance(m *module, inst *instance, healthy bool) {
+	f.e.busy.Add(-1)
+	if healthy && inst.uses < f.e.cfg.MaxRequestsPerInstance {
+		f.mu.Lock()
+		if f.mod == m && !f.closed && len(m.idle) < f.e.cfg.PoolSize {
+			inst.lastUsed = time.Now()
+			m.idle = append(m.idle, inst)
+			f.mu.Unlock()
+			f.e.idle.Add(1)
+			return
+		}
+		f.mu.Unlock()
+	}
+	_ = inst.mod.Close(context.Background())
+}
+
+// reap closes instances idle for InstanceIdle and releases the module after
+// ModuleIdle without invocations.
+func (f *Function) reap(now time.Time) {
+	var stale []*instance
+	var release *module
+	f.mu.Lock()
+	if m := f.mod; m != nil {
+		i := 0
+		for i < len(m.idle) && now.Sub(m.idle[i].lastUsed) >= f.e.cfg.InstanceIdle {
+			i++
+		}
+		if m.leases == 0 && now.Sub(f.lastUsed) >= f.e.cfg.ModuleIdle {
+			i = len(m.idle)
+			release = m
+			f.mod = nil
+		}
+		if i > 0 {
+			stale = slices.Clone(m.idle[:i])
+			m.idle = slices.Delete(m.idle, 0, i)
+		}
+	}
+	f.mu.Unlock()
+	f.closeInstances(stale)
+	if release != nil {
+		f.releaseModule(release)
+	}
+}
+
+func (f *Function) closeInstances(insts []*instance) {
+	for _, inst := range insts {
+		_ = inst.mod.Close(context.Background())
+	}
+	f.e.idle.Add(-int64(len(insts)))
+}
+
+func (f *Function) releaseModule(m *module) {
+	_ = m.rt.Close(context.Background()) // closes the compiled module and any instance
+	f.e.loaded.Add(-1)
+}
+
+// Close releases the function's instances and compiled module. New
+// invocations fail with KindUnavailable; in-flight invocations finish first.
+// Close is idempotent and safe to call concurrently with Invoke.
+func (f *Function) Close() {
+	f.mu.Lock()
+	if f.closed {
+		done := f.done
+		f.mu.Unlock()
+		<-done
+		return
+	}
+	f.closed = true
+	var drained chan struct{}
+	if f.inflight > 0 {
+		f.drained = make(chan struct{})
+		drained = f.drained
+	}
+	f.mu.Unlock()
+	if drained != nil {
+		<-drained
+	}
+	f.mu.Lock()
+	m := f.mod
+	f.mod = nil
+	var idle []*instance
+	if m != nil {
+		idle, m.idle = m.idle, nil
+	}
+	f.mu.Unlock()
+	f.closeInstances(idle)
+	if m != nil {
+		f.releaseModule(m)
+	}
+	f.e.forget(f)
+	close(f.done)
+}
+
+// terminate stops running guests of f (Engine.Close past its deadline). The
+// invocations return errors and Close proceeds.
+func (f *Function) terminate() {
+	f.mu.Lock()
+	m := f.mod
+	f.mu.Unlock()
+	if m != nil {
+		_ = m.rt.CloseWithExitCode(context.Background(), 1)
+	}
+}

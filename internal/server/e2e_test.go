@@ -1,0 +1,263 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"warden/internal/cli"
+	"warden/internal/config"
+	"warden/internal/events"
+	"warden/internal/pki"
+	"warden/internal/problem"
+	"warden/internal/server"
+)
+
+// artifacts holds the example modules built once for the package's tests.
+var artifacts string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "warden-e2e-*")
+	if err != nil {
+		panic(err)
+	}
+	artifacts = dir
+	code := func() int {
+		defer os.RemoveAll(dir)
+		if err := buildExamples(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// buildExamples builds examples/* and the misbehaving test guests into dir.
+func buildExamples(dir string) error {
+	builds := []struct {
+		name, pkg string
+		reactor   bool
+	}{
+		{"hello", "./examples/hello", false},
+		{"echo-json", "./examples/echo-json", true},
+		{"ping", "./examples/ping", true},
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(builds))
+	for i, b := range builds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			args := []string{"build", "-o", filepath.Join(dir, b.name+".wasm")}
+			if b.reactor {
+				args = append(args, "-buildmode=c-shared")
+			}
+			cmd := exec.Command("go", append(args, b.pkg)...)
+			cmd.Dir = "../.."
+			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("build %s: %v\n%s", b.pkg, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fixture writes a function directory: its warden.yaml (with the artifact
+// path rewritten to the built module) next to a copy of the module.
+func fixture(t *testing.T, example string, edit func(string) string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("../../examples", example, "warden.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	wasm, err := os.ReadFile(filepath.Join(artifacts, example+".wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, example+".wasm"), wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := string(raw)
+	if edit != nil {
+		m = edit(m)
+	}
+	path := filepath.Join(dir, "warden.yaml")
+	if err := os.WriteFile(path, []byte(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// instance is a server running in-process on port 0.
+type instance struct {
+	t      *testing.T
+	data   string
+	srv    *server.Server
+	done   chan error
+	client *http.Client
+	token  string
+}
+
+func start(t *testing.T, data string) *instance {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = data
+	cfg.Listen = "127.0.0.1:0"
+	cfg.AdminListen = "127.0.0.1:0"
+	srv, err := server.New(context.Background(), cfg, server.Options{})
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	in := &instance{t: t, data: data, srv: srv, done: make(chan error, 1)}
+	go func() { in.done <- srv.Serve() }()
+	pool, err := pki.CertPool(filepath.Join(data, "tls", pki.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 30 * time.Second}
+	tok, err := os.ReadFile(filepath.Join(data, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.token = strings.TrimSpace(string(tok))
+	t.Cleanup(func() { in.stop() })
+	return in
+}
+
+func (in *instance) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := in.srv.Shutdown(ctx); err != nil {
+		in.t.Errorf("shutdown: %v", err)
+	}
+	if err := <-in.done; err != nil {
+		in.t.Errorf("serve: %v", err)
+	}
+	in.client.CloseIdleConnections()
+}
+
+// cli runs the warden command line against this instance.
+func (in *instance) cli(args ...string) (stdout, stderr string, code int) {
+	var o, e bytes.Buffer
+	full := append([]string{"--server", "https://" + in.srv.AdminAddr(), "--data", in.data}, args...)
+	code = cli.Main(full, &o, &e)
+	return o.String(), e.String(), code
+}
+
+func (in *instance) mustCLI(args ...string) string {
+	in.t.Helper()
+	out, errOut, code := in.cli(args...)
+	if code != 0 {
+		in.t.Fatalf("warden %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+func (in *instance) public(method, path string, body io.Reader, hdr map[string]string) *http.Response {
+	in.t.Helper()
+	req, _ := http.NewRequest(method, "https://"+in.srv.PublicAddr()+path, body)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := in.client.Do(req)
+	if err != nil {
+		in.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp
+}
+
+func (in *instance) admin(method, path, token string, body io.Reader) *http.Response {
+	in.t.Helper()
+	req, _ := http.NewRequest(method, "https://"+in.srv.AdminAddr()+path, body)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := in.client.Do(req)
+	if err != nil {
+		in.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp
+}
+
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// wantProblem asserts a problem+json answer with a request id matching the header.
+func wantProblem(t *testing.T, resp *http.Response, status int) problem.Details {
+	t.Helper()
+	body := readBody(t, resp)
+	if resp.StatusCode != status {
+		t.Fatalf("status = %d, want %d; body %s", resp.StatusCode, status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != problem.ContentType {
+		t.Fatalf("Content-Type = %q, want %q", ct, problem.ContentType)
+	}
+	var p problem.Details
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Fatalf("problem body %q: %v", body, err)
+	}
+	if p.RequestID == "" || p.RequestID != resp.Header.Get("X-Request-Id") {
+		t.Fatalf("problem requestId %q, header %q: want equal and non-empty", p.RequestID, resp.Header.Get("X-Request-Id"))
+	}
+	return p
+}
+
+// eventsOf returns the stored events of a type (exact or "prefix.").
+func (in *instance) eventsOf(typ string) []events.Event {
+	in.t.Helper()
+	out := in.mustCLI("events", "--json", "--type", typ)
+	var evs []events.Event
+	dec := json.NewDecoder(strings.NewReader(out))
+	for dec.More() {
+		var e events.Event
+		if err := dec.Decode(&e); err != nil {
+			in.t.Fatal(err)
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// waitEvent polls until an event matching ok is stored.
+func (in *instance) waitEvent(typ string, ok func(events.Event) bool) events.Event {
+	in.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, e := range in.eventsOf(typ) {
+			if ok(e) {
+				return e
+			}
+		}
+		if time.Now().After(deadline) {
+			in.t.Fatalf("no %s event matched within 10s", typ)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,303 @@
+// Package server wires warden's subsystems together: store, event recorder,
+// sandbox engine, deploy service, gateway and admin API, the two listeners,
+// the TLS material and the bootstrap credential. It is the only package that
+// does so; only the CLI imports it.
+//
+// server never handles a request itself and never prints a credential except
+// the bootstrap token, once, on the start that creates it.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"warden/internal/admin"
+	"warden/internal/auth"
+	"warden/internal/config"
+	"warden/internal/deploy"
+	"warden/internal/events"
+	"warden/internal/gateway"
+	"warden/internal/pki"
+	"warden/internal/sandbox"
+	"warden/internal/store"
+	"warden/internal/store/sqlite"
+)
+
+// Server is a running warden. Create it with New, run it with Serve, stop it
+// with Shutdown.
+type Server struct {
+	cfg    config.Config
+	log    *slog.Logger
+	store  store.Store
+	rec    *events.Recorder
+	engine *sandbox.Engine
+	deploy *deploy.Service
+
+	public, adminSrv  *http.Server
+	publicLn, adminLn net.Listener
+	tlsOn             bool
+
+	// BootstrapToken is set only on the start that created it.
+	BootstrapToken string
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// Options are what New needs besides the configuration.
+type Options struct {
+	Logger *slog.Logger // nil: discard
+	// Sandbox overrides engine settings (tests use short idle times).
+	Sandbox sandbox.Config
+}
+
+// New opens the data directory, restores the active functions and binds both
+// listeners. It serves nothing until Serve.
+func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	s = &Server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.closeBackends(context.Background())
+		}
+	}()
+
+	if s.store, err = sqlite.Open(cfg.DBPath()); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s.rec = events.NewRecorder(s.store, events.Options{Logger: log})
+	sc := opt.Sandbox
+	sc.CacheDir = cfg.CacheDir()
+	sc.Logger = log
+	if s.engine, err = sandbox.New(ctx, sc); err != nil {
+		return nil, fmt.Errorf("start sandbox: %w", err)
+	}
+	s.deploy = deploy.New(deploy.Config{Store: s.store, Engine: s.engine, Events: s.rec, Logger: log})
+	if err := s.deploy.Load(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+
+	var tlsCfg *tls.Config
+	if !cfg.InsecureHTTP {
+		var cert tls.Certificate
+		if cfg.TLSCert != "" {
+			cert, err = tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		} else {
+			cert, err = pki.Ensure(cfg.TLSDir(), hosts(cfg.Listen, cfg.AdminListen), time.Now())
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		tlsCfg = pki.ServerConfig(cert)
+		s.tlsOn = true
+	}
+
+	gw := gateway.New(gateway.Config{Routes: s.deploy, Events: s.rec, Logger: log})
+	api := admin.New(admin.Config{Deploy: s.deploy, Store: s.store, Auth: &auth.Admin{Store: s.store}, Events: s.rec, Flusher: s.rec, Logger: log})
+	s.public = newHTTPServer(gw.Handler(), tlsCfg, log)
+	s.adminSrv = newHTTPServer(api.Handler(), tlsCfg, log)
+
+	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		s.publicLn.Close()
+		return nil, fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
+	}
+	return s, nil
+}
+
+func newHTTPServer(h http.Handler, tlsCfg *tls.Config, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// hosts are the names the server certificate must cover.
+func hosts(addrs ...string) []string {
+	var out []string
+	for _, a := range addrs {
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
+			out = append(out, h)
+		}
+	}
+	if name, err := os.Hostname(); err == nil {
+		out = append(out, name)
+	}
+	return out
+}
+
+// bootstrap creates the first admin credential when none exists, writes it
+// to DATA/admin.token (0600) and keeps it in BootstrapToken for the caller
+// to print once.
+func (s *Server) bootstrap(ctx context.Context) error {
+	creds, err := s.store.ListCredentials(ctx)
+	if err != nil {
+		return fmt.Errorf("list credentials: %w", err)
+	}
+	if len(creds) > 0 {
+		return nil
+	}
+	token, c, err := auth.NewAdminToken("bootstrap", auth.RoleAdmin, time.Now())
+	if err != nil {
+		return err
+	}
+	// The file first: if the process dies before the credential is stored,
+	// the next start makes a new token and overwrites the file.
+	path := s.cfg.AdminTokenPath()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write admin token: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write admin token: %w", err)
+	}
+	if err := s.store.CreateCredential(ctx, c); err != nil {
+		return fmt.Errorf("store admin credential: %w", err)
+	}
+	s.BootstrapToken = token
+	return nil
+}
+
+// PublicAddr and AdminAddr are the bound addresses (useful with port 0).
+func (s *Server) PublicAddr() string { return s.publicLn.Addr().String() }
+func (s *Server) AdminAddr() string  { return s.adminLn.Addr().String() }
+
+// Scheme is "https", or "http" with --insecure-http.
+func (s *Server) Scheme() string {
+	if s.tlsOn {
+		return "https"
+	}
+	return "http"
+}
+
+// Deploy exposes the deploy service (for tests and benchmarks in-process).
+func (s *Server) Deploy() *deploy.Service { return s.deploy }
+
+// Serve serves both listeners until Shutdown. It returns nil after a clean
+// shutdown.
+func (s *Server) Serve() error {
+	errc := make(chan error, 2)
+	serve := func(srv *http.Server, ln net.Listener) {
+		var err error
+		if s.tlsOn {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- err
+	}
+	go serve(s.public, s.publicLn)
+	go serve(s.adminSrv, s.adminLn)
+	err := <-errc
+	if err != nil {
+		s.Shutdown(context.Background())
+	}
+	return errors.Join(err, <-errc)
+}
+
+// Shutdown stops accepting connections, waits for in-flight requests (and so
+// invocations) to finish or ctx to end, then stores every pending event and
+// closes the engine and the store. Safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() {
+		errc := make(chan error, 2)
+		for _, srv := range []*http.Server{s.public, s.adminSrv} {
+			go func() {
+				err := srv.Shutdown(ctx)
+				if err != nil {
+					srv.Close()
+				}
+				errc <- err
+			}()
+		}
+		errs := []error{<-errc, <-errc}
+		errs = append(errs, s.closeBackends(ctx))
+		s.shutdownErr = errors.Join(errs...)
+	})
+	return s.shutdownErr
+}
+
+func (s *Server) closeBackends(ctx context.Context) error {
+	var errs []error
+	if s.deploy != nil {
+		s.deploy.Close()
+	}
+	if s.engine != nil {
+		errs = append(errs, s.engine.Close(ctx))
+	}
+	if s.rec != nil {
+		errs = append(errs, s.rec.Close(ctx))
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Run starts a server, prints where it listens (and the bootstrap token on
+// first start) to out, and serves until ctx is cancelled, then shuts down
+// gracefully.
+func Run(ctx context.Context, cfg config.Config, opt Options, out io.Writer) error {
+	s, err := New(ctx, cfg, opt)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "warden: functions on %s://%s, admin API on %s://%s, data in %s\n",
+		s.Scheme(), s.PublicAddr(), s.Scheme(), s.AdminAddr(), cfg.DataDir)
+	if s.tlsOn && cfg.TLSCert == "" {
+		fmt.Fprintf(out, "warden: clients trust %s\n", cfg.TLSDir()+"/"+pki.CAFile)
+	}
+	if s.BootstrapToken != "" {
+		fmt.Fprintf(out, "warden: bootstrap admin token (shown once, also in %s):\n  %s\n", cfg.AdminTokenPath(), s.BootstrapToken)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(out, "warden: shutting down, draining in-flight invocations")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = s.Shutdown(sctx)
+	if serr := <-done; serr != nil {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// SandboxStats reports the engine's counters (loaded modules, instances).
+func (s *Server) SandboxStats() sandbox.Stats { return s.engine.Stats() }

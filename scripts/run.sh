@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# make run: start warden on its embedded defaults, deploy the examples, and
+# print how to call them. The server stays in the foreground; Ctrl-C stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${WARDEN_DATA:-./warden-data}
+bin/warden server --data "$DATA" &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid' INT TERM
+
+# Wait for the admin API (the token file appears on first start).
+for _ in $(seq 1 100); do
+  if [ -s "$DATA/admin.token" ] && bin/warden --data "$DATA" functions ls >/dev/null 2>&1; then break; fi
+  if ! kill -0 $pid 2>/dev/null; then wait $pid; exit 1; fi
+  sleep 0.1
+done
+
+for m in examples/*/warden.yaml; do
+  bin/warden --data "$DATA" deploy -f "$m"
+done
+
+cat <<MSG
+
+warden is running. Try:
+  bin/warden invoke hello --path '/hello?name=you'
+  bin/warden invoke echo-json --data '{"order": 42}'
+  bin/warden invoke ping
+  curl --cacert $DATA/tls/ca.pem 'https://127.0.0.1:8443/hello?name=you'
+  curl --cacert $DATA/tls/ca.pem -X POST -d '{"order": 42}' https://127.0.0.1:8443/echo
+  curl --cacert $DATA/tls/ca.pem https://127.0.0.1:8443/ping
+  bin/warden functions ls
+  bin/warden events --since 10m
+Ctrl-C stops the server (in-flight invocations finish first).
+MSG
+wait $pid

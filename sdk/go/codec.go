@@ -1,0 +1,145 @@
+package warden
+
+import (
+	"encoding/binary"
+	"errors"
+	"strconv"
+)
+
+// The reactor wire format, version 1 (docs/abi.md). Integers are
+// little-endian u32; str and bytes are a u32 length and that many bytes.
+//
+//	request  = str method, str path, str query, str host, str scheme,
+//	           str remote_addr, str request_id,
+//	           u32 n, n × (str name, str value),   headers, one entry per value
+//	           u32 n, n × (str key, str value),    vars
+//	           bytes body
+//	response = u32 status, u32 n, n × (str name, str value), bytes body
+
+var errTruncated = errors.New("warden: truncated request encoding")
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) u32() uint32 {
+	if len(r.b) < 4 {
+		r.err = errTruncated
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	return v
+}
+
+func (r *reader) raw() []byte {
+	n := r.u32()
+	if r.err != nil || uint64(n) > uint64(len(r.b)) {
+		r.err = errTruncated
+		return nil
+	}
+	p := r.b[:n]
+	r.b = r.b[n:]
+	return p
+}
+
+func (r *reader) str() string { return string(r.raw()) }
+
+// decodeRequest parses a request; the result shares no memory with b.
+func decodeRequest(b []byte) (*Request, error) {
+	r := &reader{b: b}
+	req := &Request{
+		Method:     r.str(),
+		Path:       r.str(),
+		Query:      r.str(),
+		Host:       r.str(),
+		Scheme:     r.str(),
+		RemoteAddr: r.str(),
+		RequestID:  r.str(),
+	}
+	n := r.u32()
+	if r.err == nil && uint64(n)*8 > uint64(len(r.b)) {
+		r.err = errTruncated
+	}
+	req.Header = make(Header, n)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		k := canonicalKey(r.str())
+		req.Header[k] = append(req.Header[k], r.str())
+	}
+	n = r.u32()
+	if r.err == nil && uint64(n)*8 > uint64(len(r.b)) {
+		r.err = errTruncated
+	}
+	req.Vars = make(map[string]string, n)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		k := r.str()
+		req.Vars[k] = r.str()
+	}
+	body := r.raw()
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(r.b) != 0 {
+		return nil, errors.New("warden: trailing bytes after request")
+	}
+	req.Body = append([]byte(nil), body...)
+	return req, nil
+}
+
+func appendU32(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }
+
+func appendStr(b []byte, s string) []byte {
+	b = appendU32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// appendResponse appends resp in the wire format. A nil resp or a status
+// outside 100..599 (other than 0, meaning 200) becomes a 500.
+func appendResponse(b []byte, resp *Response) []byte {
+	if resp == nil {
+		return appendError(b, 500, "handler returned no response")
+	}
+	status := resp.Status
+	if status == 0 {
+		status = 200
+	}
+	if status < 100 || status > 599 {
+		return appendError(b, 500, "handler returned invalid status "+strconv.Itoa(status))
+	}
+	b = appendU32(b, uint32(status))
+	n := 0
+	for _, vs := range resp.Header {
+		n += len(vs)
+	}
+	b = appendU32(b, uint32(n))
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			b = appendStr(b, k)
+			b = appendStr(b, v)
+		}
+	}
+	b = appendU32(b, uint32(len(resp.Body)))
+	return append(b, resp.Body...)
+}
+
+func appendError(b []byte, status int, msg string) []byte {
+	b = appendU32(b, uint32(status))
+	b = appendU32(b, 1)
+	b = appendStr(b, "Content-Type")
+	b = appendStr(b, "text/plain; charset=utf-8")
+	return appendStr(b, msg)
+}
+
+// serve decodes a request, runs the handler and appends the encoded
+// response to out.
+func serve(in, out []byte) []byte {
+	req, err := decodeRequest(in)
+	if err != nil {
+		return appendError(out, 400, err.Error())
+	}
+	if handler == nil {
+		return appendError(out, 500, "no handler registered (call warden.Handle from init)")
+	}
+	return appendResponse(out, handler(req))
+}

@@ -1,0 +1,145 @@
+// Package warden is the guest SDK for warden reactor functions: it
+// implements the guest side of the reactor ABI (docs/abi.md), so a Go
+// function is a handler registered from init:
+//
+//	func init() {
+//		warden.Handle(func(r *warden.Request) *warden.Response {
+//			return &warden.Response{Body: []byte("hello")}
+//		})
+//	}
+//
+//	func main() {}
+//
+// Build with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared. In that
+// mode main is not run; init functions run once per instance, when warden
+// calls _initialize. An instance serves one request at a time and is reused
+// for later requests of the same function version, so package variables
+// persist between requests of one instance (use them as caches, never for
+// data that must survive: instances are recycled at any time).
+//
+// The SDK imports nothing from warden's internals and keeps the hot path
+// free of reflection: request and response use a compact binary encoding,
+// and its buffers are reused between requests. For net/http handlers see the
+// wardenhttp subpackage.
+//
+// A guest can do only what its manifest grants: it has no files, no
+// sockets, and no environment other than the manifest's env (see Env).
+package warden
+
+import "os"
+
+// ABIVersion is the reactor ABI version this SDK implements; the guest
+// exports it as warden_abi_version.
+const ABIVersion = 1
+
+// Header is a set of HTTP header fields, keyed by canonical name (as
+// net/http.Header). It converts to http.Header without copying:
+// http.Header(h).
+type Header map[string][]string
+
+// Get returns the first value for key (case-insensitive), or "".
+func (h Header) Get(key string) string {
+	if vs := h[canonicalKey(key)]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+// Values returns all values for key (case-insensitive).
+func (h Header) Values(key string) []string { return h[canonicalKey(key)] }
+
+// Set replaces the values of key with value.
+func (h Header) Set(key, value string) { h[canonicalKey(key)] = []string{value} }
+
+// Add appends value to key's values.
+func (h Header) Add(key, value string) {
+	k := canonicalKey(key)
+	h[k] = append(h[k], value)
+}
+
+// Del removes key.
+func (h Header) Del(key string) { delete(h, canonicalKey(key)) }
+
+// Request is one HTTP request as the gateway passed it on, after
+// authentication, rate limits and validation.
+//
+// # Notes
+//   - The Request and everything in it belong to the handler; the SDK does
+//     not reuse them after the handler returns.
+type Request struct {
+	Method     string
+	Path       string
+	Query      string // raw query, without '?'
+	Host       string
+	Scheme     string // "https" or "http"
+	RemoteAddr string
+	RequestID  string // also in the X-Request-Id response header
+	Header     Header
+	Vars       map[string]string // metadata from warden (route, verified identity, …)
+	Body       []byte
+}
+
+// Response is a handler's answer. Status 0 means 200.
+type Response struct {
+	Status int
+	Header Header
+	Body   []byte
+}
+
+// HandlerFunc handles one request. It must not return before it is done
+// with the request: the instance serves the next request only after it
+// returns. A panic ends the instance; warden answers the request with an
+// error and starts a fresh instance for the next one.
+type HandlerFunc func(*Request) *Response
+
+var handler HandlerFunc
+
+// Handle registers h as the function's handler. Call it from init (main
+// does not run in a reactor). A later call replaces the handler.
+func Handle(h HandlerFunc) { handler = h }
+
+// Env returns the value of the manifest's env entry key, or "". A guest
+// sees only its manifest's env, never the host environment.
+func Env(key string) string { return os.Getenv(key) }
+
+// Level is a log level for Log.
+type Level int32
+
+// Log levels; the values are the wire values of warden.log.
+const (
+	LevelDebug Level = 0
+	LevelInfo  Level = 1
+	LevelWarn  Level = 2
+	LevelError Level = 3
+)
+
+// canonicalKey returns the canonical form of an HTTP header name
+// ("content-type" → "Content-Type"), without allocating when it already is.
+func canonicalKey(s string) string {
+	upper := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == ' ' || c >= 0x80 {
+			return s // not a valid token: leave as is, like net/http
+		}
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			return canonicalSlow(s)
+		}
+		upper = c == '-'
+	}
+	return s
+}
+
+func canonicalSlow(s string) string {
+	b := []byte(s)
+	upper := true
+	for i, c := range b {
+		if upper && 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		} else if !upper && 'A' <= c && c <= 'Z' {
+			b[i] = c - 'A' + 'a'
+		}
+		upper = c == '-'
+	}
+	return string(b)
+}
