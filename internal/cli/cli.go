@@ -59,7 +59,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.server, "server", "", "admin API URL (env WARDEN_SERVER, default https://127.0.0.1:8444)")
 	pf.StringVar(&g.token, "token", "", "admin credential (env WARDEN_TOKEN, default DATA/admin.token)")
 	pf.StringVar(&g.cacert, "cacert", "", "CA certificate to trust (env WARDEN_CACERT, default DATA/tls/ca.pem)")
-	pf.StringVar(&g.data, "data", "", "data directory to read local defaults from (default ./warden-data)")
+	pf.StringVar(&g.data, "data", "", "data directory (server: where it keeps its state; client: where to find admin.token and tls/ca.pem; default ./warden-data)")
+	pf.StringVar(&g.data, "data-dir", "", "the same as --data (for invoke, whose --data is the request body)")
 	pf.BoolVar(&g.json, "json", false, "machine-readable output")
 
 	root.AddCommand(

@@ -37,7 +37,7 @@ func (g *globals) newClient() (*client, error) {
 	server := first(g.server, os.Getenv("WARDEN_SERVER"), "https://127.0.0.1:8444")
 	token := first(g.token, os.Getenv("WARDEN_TOKEN"))
 	cacert := first(g.cacert, os.Getenv("WARDEN_CACERT"))
-	data := first(g.data, "./warden-data")
+	data := first(g.data, os.Getenv("WARDEN_DATA"), "./warden-data")
 	if token == "" {
 		if b, err := os.ReadFile(filepath.Join(data, "admin.token")); err == nil {
 			token = strings.TrimSpace(string(b))

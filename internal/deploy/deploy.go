@@ -153,7 +153,7 @@ func (s *Service) Load(ctx context.Context) error {
 		}
 		active[key(f.Namespace, f.Name)] = &Active{Version: v, Manifest: m, Fn: s.cfg.Engine.Function(s.spec(v, m))}
 	}
-	routes, err := buildRoutes(active)
+	routes, err := buildRoutes(active, "")
 	if err != nil {
 		return fmt.Errorf("stored routes conflict: %w", err)
 	}
@@ -219,7 +219,7 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	}
 	next := &Active{Manifest: m}
 	next.Version = store.Version{Namespace: m.Namespace, Name: m.Name}
-	routes, err := buildRoutes(with(cur.active, k, next))
+	routes, err := buildRoutes(with(cur.active, k, next), k)
 	if err != nil {
 		return fail(&Error{Kind: KindConflict, Msg: err.Error(), Err: err})
 	}
@@ -295,7 +295,7 @@ func (s *Service) Rollback(ctx context.Context, namespace, name string, to int, 
 		return fail(&Error{Kind: KindInvalid, Msg: fmt.Sprintf("version %d's manifest is no longer valid", to), Details: manifestErrors(err), Err: err})
 	}
 	next := &Active{Version: v, Manifest: m}
-	routes, err := buildRoutes(with(cur.active, k, next))
+	routes, err := buildRoutes(with(cur.active, k, next), k)
 	if err != nil {
 		return fail(&Error{Kind: KindConflict, Msg: err.Error(), Err: err})
 	}
@@ -328,7 +328,7 @@ func (s *Service) Delete(ctx context.Context, namespace, name string, o Origin) 
 		s.emit(events.TypeFunctionDelete, events.OutcomeFailure, "store error", namespace, name, 0, o)
 		return &Error{Msg: "delete failed", Err: err}
 	}
-	routes, err := buildRoutes(with(cur.active, k, nil))
+	routes, err := buildRoutes(with(cur.active, k, nil), k)
 	if err != nil { // removing routes cannot create a conflict
 		return err
 	}
@@ -392,12 +392,20 @@ func with(m map[string]*Active, k string, a *Active) map[string]*Active {
 	return out
 }
 
-func buildRoutes(active map[string]*Active) (*router.Table[*Active], error) {
+// buildRoutes builds the route table of active. The routes of changed (the
+// function being deployed or rolled back) go last, so a conflict message
+// names it as the newcomer and the other function as the owner.
+func buildRoutes(active map[string]*Active, changed string) (*router.Table[*Active], error) {
 	keys := make([]string, 0, len(active))
 	for k := range active {
-		keys = append(keys, k)
+		if k != changed {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys) // deterministic conflict messages
+	if _, ok := active[changed]; ok {
+		keys = append(keys, changed)
+	}
 	var entries []router.Entry[*Active]
 	for _, k := range keys {
 		a := active[k]

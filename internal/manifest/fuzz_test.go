@@ -1,12 +1,15 @@
 package manifest
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 )
@@ -28,26 +31,59 @@ func FuzzParse(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := Parse("fuzz.yaml", data)
-		if err != nil {
-			if m != nil {
-				t.Fatalf("Parse returned both %+v and %v", m, err)
-			}
-			checkErrors(t, data, err)
+		checkParse(t, data)
+	})
+}
+
+// FuzzFields reaches the accepted path far more often than FuzzParse: it
+// puts arbitrary strings into the values of a valid manifest, so that the
+// value checkers, not the YAML syntax, decide. A value Parse accepts must
+// come back exactly as written.
+func FuzzFields(f *testing.F) {
+	f.Add("GET /orders/{id}", "https://api.example.com", "EUR", "64MiB", "5s", "20/s", "jwt:idp")
+	f.Add("/", "http://[::1]:80", "", "1048576", "15m", "1/h", "none")
+	f.Add("get /a", "*", "x\ny", "64MB", "5", "0/s", "jwt")
+	f.Fuzz(func(t *testing.T, route, origin, value, memory, timeout, rate, auth string) {
+		q := func(s string) string { b, _ := json.Marshal(s); return string(b) } // a JSON string is a YAML string
+		in := fmt.Sprintf("name: f\nartifact: f.wasm\nabi: reactor\nlimits: {memory: %s, timeout: %s}\n"+
+			"http:\n  - route: %s\n    auth: %s\n    rateLimit: {rate: %s}\n"+
+			"permissions: {egress: [%s]}\nenv: {V: %s}\n",
+			q(memory), q(timeout), q(route), q(auth), q(rate), q(origin), q(value))
+		m := checkParse(t, []byte(in))
+		if m == nil || !utf8.ValidString(route+origin+value) {
 			return
 		}
-		if err := invariants(m); err != nil {
-			t.Fatalf("Parse accepted a manifest that breaks an invariant: %v\n%+v", err, m)
-		}
-		again := render(t, m)
-		m2, err := Parse("fuzz.yaml", again)
-		if err != nil {
-			t.Fatalf("re-parsing the rendered manifest: %v\n%s", err, again)
-		}
-		if !reflect.DeepEqual(m, m2) {
-			t.Fatalf("round trip changed the manifest:\nfirst:  %+v\nsecond: %+v\nrendered:\n%s", m, m2, again)
+		if m.HTTP[0].Pattern != route || m.Permissions.Egress[0] != origin || m.Env["V"] != value {
+			t.Fatalf("values changed: route %q, origin %q, env %q; got %+v", route, origin, value, m)
 		}
 	})
+}
+
+// checkParse runs Parse on data and checks the result: positioned errors on
+// failure; on success, the invariants and an unchanged round trip. It
+// returns the manifest, or nil.
+func checkParse(t *testing.T, data []byte) *Manifest {
+	t.Helper()
+	m, err := Parse("fuzz.yaml", data)
+	if err != nil {
+		if m != nil {
+			t.Fatalf("Parse returned both %+v and %v", m, err)
+		}
+		checkErrors(t, data, err)
+		return nil
+	}
+	if err := invariants(m); err != nil {
+		t.Fatalf("Parse accepted a manifest that breaks an invariant: %v\n%+v", err, m)
+	}
+	again := render(t, m)
+	m2, err := Parse("fuzz.yaml", again)
+	if err != nil {
+		t.Fatalf("re-parsing the rendered manifest: %v\n%s", err, again)
+	}
+	if !reflect.DeepEqual(m, m2) {
+		t.Fatalf("round trip changed the manifest:\nfirst:  %+v\nsecond: %+v\nrendered:\n%s", m, m2, again)
+	}
+	return m
 }
 
 // checkErrors asserts that err is an *Error or an ErrorList of them, sorted

@@ -376,6 +376,9 @@ func (d *decoder) entries(n ast.Node, path string) (out []entry, ok bool) {
 			key = k.Value
 		case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.NullNode, *ast.InfinityNode, *ast.NanNode:
 			key = k.GetToken().Value
+		case *ast.MappingKeyNode:
+			d.errorf(mv.Key, path, "explicit keys (? key) are not allowed; write key: value")
+			continue
 		default:
 			d.errorf(mv.Key, path, "keys must be plain strings, not %s", describe(mv.Key))
 			continue

@@ -31,25 +31,31 @@ const (
 // Manifest is a parsed and validated warden.yaml. Parse fills every default,
 // so a consumer never has to. A Manifest is immutable once returned: callers
 // must not modify it (it is shared between goroutines).
+//
+// # Notes
+//   - Empty collections are nil: HTTP, Env, Permissions.Secrets, .KV,
+//     .Egress and Route.Scopes are either nil or non-empty.
+//   - Every value is within the bounds documented by its field and by the
+//     Min* and Max* constants.
 type Manifest struct {
-	Name        string            `json:"name"`
-	Namespace   string            `json:"namespace"`
-	Artifact    string            `json:"artifact"` // as written: relative to the manifest file
+	Name        string            `json:"name"`      // [a-z][a-z0-9-]{0,62}, not ending with -
+	Namespace   string            `json:"namespace"` // same syntax; DefaultNamespace when left out
+	Artifact    string            `json:"artifact"`  // as written: relative to the manifest file (see ArtifactPath)
 	ABI         ABI               `json:"abi"`
 	Limits      Limits            `json:"limits"`
-	HTTP        []Route           `json:"http,omitempty"`
+	HTTP        []Route           `json:"http,omitempty"` // no two routes conflict on a ServeMux
 	WAF         WAF               `json:"waf"`
 	Permissions Permissions       `json:"permissions"`
-	Env         map[string]string `json:"env,omitempty"`
+	Env         map[string]string `json:"env,omitempty"` // no key starts with WARDEN_
 }
 
 // Limits are the per-function resource ceilings.
 type Limits struct {
-	Memory       int64         `json:"memory"`       // bytes of linear memory, a multiple of 64 KiB
-	Timeout      time.Duration `json:"timeout"`      // wall clock per invocation
-	Concurrency  int           `json:"concurrency"`  // in-flight invocations
-	RequestBody  int64         `json:"requestBody"`  // bytes
-	ResponseBody int64         `json:"responseBody"` // bytes
+	Memory       int64         `json:"memory"`       // bytes of linear memory, a multiple of 64 KiB, 1 MiB..4 GiB
+	Timeout      time.Duration `json:"timeout"`      // wall clock per invocation, 1ms..15m
+	Concurrency  int           `json:"concurrency"`  // in-flight invocations, 1..10000
+	RequestBody  int64         `json:"requestBody"`  // bytes, 1..100 MiB
+	ResponseBody int64         `json:"responseBody"` // bytes, 1..100 MiB
 }
 
 // Auth kinds for Route.Auth.
@@ -67,7 +73,7 @@ type Route struct {
 	Path      string     `json:"path"`
 	Auth      string     `json:"auth"`             // AuthAPIKey (default), AuthNone, AuthMTLS or AuthJWT
 	Issuer    string     `json:"issuer,omitempty"` // for AuthJWT
-	Scopes    []string   `json:"scopes,omitempty"`
+	Scopes    []string   `json:"scopes,omitempty"` // [a-z0-9][a-z0-9:._-]*; none when Auth is AuthNone
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 	Schema    string     `json:"schema,omitempty"` // path relative to the manifest file
 	DLP       string     `json:"dlp"`              // redact (default) | block | off
@@ -75,10 +81,10 @@ type Route struct {
 
 // RateLimit is a token bucket: Rate tokens per Per, at most Burst at once.
 type RateLimit struct {
-	Rate  int           `json:"rate"`
-	Per   time.Duration `json:"per"`
-	Burst int           `json:"burst"`
-	By    string        `json:"by"` // client (default) | ip | key
+	Rate  int           `json:"rate"`  // 1..MaxRateCount
+	Per   time.Duration `json:"per"`   // time.Second, time.Minute or time.Hour
+	Burst int           `json:"burst"` // 1..MaxRateCount; Rate when left out
+	By    string        `json:"by"`    // client (default) | ip | key
 }
 
 // WAF configures the web application firewall for the function's routes.
@@ -89,7 +95,7 @@ type WAF struct {
 
 // Permissions are the function's grants; everything not listed is denied.
 type Permissions struct {
-	Secrets []string          `json:"secrets,omitempty"`
-	KV      map[string]string `json:"kv,omitempty"` // bucket -> read | write
-	Egress  []string          `json:"egress,omitempty"`
+	Secrets []string          `json:"secrets,omitempty"` // [A-Z][A-Z0-9_]*, no repeats
+	KV      map[string]string `json:"kv,omitempty"`      // bucket ([a-z][a-z0-9-_]{0,62}) -> read | write
+	Egress  []string          `json:"egress,omitempty"`  // origins as written: http(s)://host[:port], host maybe *.domain
 }

@@ -93,6 +93,8 @@ type instance struct {
 	out      *capture // guest stdout and stderr
 	uses     int
 	lastUsed time.Time
+	bufPtr   uint32 // request buffer from warden_alloc
+	bufCap   uint32 // its size; 0 before the first warden_alloc
 	stack    [2]uint64
 }
 

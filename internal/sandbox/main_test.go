@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -43,6 +44,7 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	flag.Parse()
 	tmp, err := os.MkdirTemp("", "sandbox-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -50,9 +52,19 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	wasmDir, cacheDir = filepath.Join(tmp, "wasm"), filepath.Join(tmp, "cache")
+	// Compiled code is keyed by module hash, wazero version and CPU, so a
+	// cache kept across runs is safe and saves recompiling the guests (slow
+	// under -race). Set WARDEN_TEST_FRESH_CACHE=1 to start empty.
+	if dir, err := os.UserCacheDir(); err == nil && os.Getenv("WARDEN_TEST_FRESH_CACHE") == "" {
+		cacheDir = filepath.Join(dir, "warden-test", "wazero")
+	}
+	start := time.Now()
 	if err := buildGuests(wasmDir); err != nil {
 		fmt.Fprintln(os.Stderr, "building test guests:", err)
 		return 1
+	}
+	if testing.Verbose() {
+		fmt.Printf("built test guests in %v\n", time.Since(start).Round(time.Millisecond))
 	}
 	return m.Run()
 }

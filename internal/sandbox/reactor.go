@@ -23,6 +23,7 @@ import (
 //	           u32 n, n × (str name, str value),   headers
 //	           bytes body
 const (
+	keepBuf            = 1 << 20 // a request buffer larger than this is not reused for small requests
 	maxRespHeaders     = 128
 	maxRespHeaderBytes = 64 << 10
 )
@@ -252,11 +253,19 @@ func (f *Function) callReactor(ctx context.Context, inst *instance, req *Request
 		return nil, newError(KindBadResponse, "request too large", errors.New("encoded request exceeds 2 GiB"))
 	}
 	st := inst.stack[:]
-	st[0] = uint64(len(enc))
-	if err := inst.alloc.CallWithStack(ctx, st); err != nil {
-		return nil, f.failure(ctx, fmt.Errorf("%s: %w", exportAlloc, err), inst.out, inst.mem.Size())
+	// The buffer warden_alloc(n) returned stays valid for requests of up to
+	// n bytes until the next warden_alloc call (docs/abi.md), so the
+	// common case costs one call into the guest, not two. A buffer over
+	// keepBuf is replaced when a small request comes, so the guest can
+	// shrink it.
+	if n := uint32(len(enc)); n > inst.bufCap || inst.bufCap > keepBuf && n <= keepBuf {
+		st[0] = uint64(n)
+		if err := inst.alloc.CallWithStack(ctx, st); err != nil {
+			return nil, f.failure(ctx, fmt.Errorf("%s: %w", exportAlloc, err), inst.out, inst.mem.Size())
+		}
+		inst.bufPtr, inst.bufCap = uint32(st[0]), n
 	}
-	ptr := uint32(st[0])
+	ptr := inst.bufPtr
 	if !inst.mem.Write(ptr, enc) {
 		return nil, newError(KindBadResponse, "function returned an invalid response",
 			fmt.Errorf("%s returned out-of-range buffer %d+%d", exportAlloc, ptr, len(enc)))

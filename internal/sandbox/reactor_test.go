@@ -180,16 +180,19 @@ func TestScaleToZero(t *testing.T) {
 func TestFunctionCloseInFlight(t *testing.T) {
 	e, _ := newEngine(t, Config{})
 	f := e.Function(spec(t, "attack", 1, manifest.Limits{Timeout: 30 * time.Second}))
+	if err := f.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var invokeDone, closeDone time.Time
+	var closeDone time.Time
 	var invokeErr error
 	var wg sync.WaitGroup
 	wg.Add(2)
+	start := time.Now()
 	go func() {
 		defer wg.Done()
-		_, invokeErr = f.Invoke(ctx, get("/", "t=sleep&ms=300"))
-		invokeDone = time.Now()
+		_, invokeErr = f.Invoke(ctx, get("/", "t=sleep&ms=1000")) // the guest sleeps 1s
 	}()
 	eventually(t, 10*time.Second, "invocation in flight", func() bool { return e.Stats().BusyInstances == 1 })
 	go func() {
@@ -201,8 +204,8 @@ func TestFunctionCloseInFlight(t *testing.T) {
 	if invokeErr != nil {
 		t.Errorf("in-flight invocation failed during Close: %v", invokeErr)
 	}
-	if closeDone.Before(invokeDone) {
-		t.Errorf("Close returned before the in-flight invocation finished")
+	if d := closeDone.Sub(start); d < time.Second {
+		t.Errorf("Close returned %v after the invocation started, before the guest's 1s sleep ended", d)
 	}
 	var se *Error
 	if _, err := f.Invoke(context.Background(), get("/", "t=ok")); !errors.As(err, &se) || se.Kind != KindUnavailable {

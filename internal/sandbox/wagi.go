@@ -153,7 +153,7 @@ func cgiEnv(req *Request, manifestEnv map[string]string) map[string]string {
 	for k, vs := range req.Header {
 		switch http.CanonicalHeaderKey(k) {
 		case "Content-Type", "Content-Length",
-			"Proxy", // httpoxy: HTTP_PROXY must never reach a guest
+			"Proxy",                                // httpoxy: HTTP_PROXY must never reach a guest
 			"Authorization", "Proxy-Authorization": // RFC 3875 §4.1.18
 			continue
 		}

@@ -116,6 +116,7 @@ type instance struct {
 	done   chan error
 	client *http.Client
 	token  string
+	once   sync.Once
 }
 
 func start(t *testing.T, data string) *instance {
@@ -144,7 +145,9 @@ func start(t *testing.T, data string) *instance {
 	return in
 }
 
-func (in *instance) stop() {
+func (in *instance) stop() { in.once.Do(in.shutdown) }
+
+func (in *instance) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := in.srv.Shutdown(ctx); err != nil {
@@ -159,7 +162,7 @@ func (in *instance) stop() {
 // cli runs the warden command line against this instance.
 func (in *instance) cli(args ...string) (stdout, stderr string, code int) {
 	var o, e bytes.Buffer
-	full := append([]string{"--server", "https://" + in.srv.AdminAddr(), "--data", in.data}, args...)
+	full := append([]string{"--server", "https://" + in.srv.AdminAddr(), "--data-dir", in.data}, args...)
 	code = cli.Main(full, &o, &e)
 	return o.String(), e.String(), code
 }

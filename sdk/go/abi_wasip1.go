@@ -5,9 +5,9 @@ package warden
 import "unsafe"
 
 // Buffers reused between requests: the request the host writes, and the
-// encoded response the host reads. Each is released after a request larger
-// than keepBuf so one big request does not pin memory for the instance's
-// lifetime.
+// encoded response the host reads. A buffer larger than keepBuf is replaced
+// by a small one at the next small request, so one big request does not pin
+// memory for the instance's lifetime.
 var inBuf, outBuf []byte
 
 const keepBuf = 1 << 20
@@ -15,12 +15,13 @@ const keepBuf = 1 << 20
 //go:wasmexport warden_abi_version
 func wardenABIVersion() int32 { return ABIVersion }
 
-// wardenAlloc returns a buffer of size bytes for the host to write the next
-// request into. It stays valid until the next warden_alloc call.
+// wardenAlloc returns a buffer of at least size bytes for the host to write
+// requests into. It stays valid, for requests of up to size bytes, until the
+// next warden_alloc call.
 //
 //go:wasmexport warden_alloc
 func wardenAlloc(size uint32) uint32 {
-	if uint32(cap(inBuf)) < size || cap(inBuf) == 0 {
+	if uint32(cap(inBuf)) < size || cap(inBuf) == 0 || cap(inBuf) > keepBuf && size <= keepBuf {
 		inBuf = make([]byte, max(size, 512))
 	}
 	inBuf = inBuf[:size]
@@ -41,11 +42,7 @@ func wardenHandle(ptr, size uint32) uint64 {
 		outBuf = nil // the host has read the previous response
 	}
 	outBuf = serve(inBuf[:size], outBuf[:0])
-	res := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(outBuf))))<<32 | uint64(len(outBuf))
-	if cap(inBuf) > keepBuf {
-		inBuf = nil
-	}
-	return res
+	return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(outBuf))))<<32 | uint64(len(outBuf))
 }
 
 //go:wasmimport warden log

@@ -59,8 +59,8 @@ func decodeRequest(b []byte) (*Request, error) {
 		RequestID:  r.str(),
 	}
 	n := r.u32()
-	if r.err == nil && uint64(n)*8 > uint64(len(r.b)) {
-		r.err = errTruncated
+	if uint64(n)*8 > uint64(len(r.b)) { // each entry takes at least 8 bytes
+		r.err, n = errTruncated, 0
 	}
 	req.Header = make(Header, n)
 	for i := uint32(0); i < n && r.err == nil; i++ {
@@ -68,8 +68,8 @@ func decodeRequest(b []byte) (*Request, error) {
 		req.Header[k] = append(req.Header[k], r.str())
 	}
 	n = r.u32()
-	if r.err == nil && uint64(n)*8 > uint64(len(r.b)) {
-		r.err = errTruncated
+	if uint64(n)*8 > uint64(len(r.b)) {
+		r.err, n = errTruncated, 0
 	}
 	req.Vars = make(map[string]string, n)
 	for i := uint32(0); i < n && r.err == nil; i++ {

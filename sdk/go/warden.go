@@ -131,6 +131,11 @@ func canonicalKey(s string) string {
 }
 
 func canonicalSlow(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ' ' || s[i] >= 0x80 {
+			return s
+		}
+	}
 	b := []byte(s)
 	upper := true
 	for i, c := range b {
