@@ -234,7 +234,7 @@ func (f *Function) load(ctx context.Context, lease bool) (*module, error) {
 		var err error
 		if m, err = f.newModule(ctx); err != nil {
 			f.e.cfg.Logger.LogAttrs(ctx, slog.LevelError, "function module could not be loaded",
-				append(f.log, slog.String("error", err.Error()))...)
+				append(slices.Clip(f.log), slog.String("error", err.Error()))...)
 			return nil, newError(KindUnavailable, "function unavailable", err)
 		}
 		f.e.loaded.Add(1)
@@ -320,7 +320,7 @@ func (f *Function) Invoke(ctx context.Context, req *Request) (*Response, error) 
 	}
 	if cs.logDroppd > 0 {
 		f.e.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "guest log budget exceeded",
-			append(f.log, slog.String("request_id", req.RequestID), slog.Int("dropped", cs.logDroppd))...)
+			append(slices.Clip(f.log), slog.String("request_id", req.RequestID), slog.Int("dropped", cs.logDroppd))...)
 	}
 	return resp, err
 }

@@ -258,7 +258,7 @@ func (e *Engine) reaper() {
 
 var errClosed = errors.New("function closed")
 
-// checkLimits validates a Spec's ABI.
+// validABI reports whether abi is one the sandbox runs.
 func validABI(abi manifest.ABI) bool {
 	return abi == manifest.ABIWagi || abi == manifest.ABIReactor
 }

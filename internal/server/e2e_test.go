@@ -53,6 +53,7 @@ func buildExamples(dir string) error {
 		{"hello", "./examples/hello", false},
 		{"echo-json", "./examples/echo-json", true},
 		{"ping", "./examples/ping", true},
+		{"attack", "./internal/sandbox/testdata/guests/attack", false},
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(builds))
@@ -86,6 +87,9 @@ func buildExamples(dir string) error {
 func fixture(t *testing.T, example string, edit func(string) string) string {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("../../examples", example, "warden.yaml"))
+	if example == "attack" {
+		raw, err = []byte(attackManifest), nil
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,3 +268,14 @@ func (in *instance) waitEvent(typ string, ok func(events.Event) bool) events.Eve
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// attackManifest deploys the sandbox's hostile test guest with tight limits.
+const attackManifest = `name: attack
+abi: wagi
+artifact: ./attack.wasm
+limits: {memory: 32MiB, timeout: 1s, concurrency: 2, requestBody: 1KiB, responseBody: 64KiB}
+http:
+  - route: "/attack"
+    auth: none
+env: {VISIBLE: yes}
+`

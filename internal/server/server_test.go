@@ -53,7 +53,9 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// A second version with a different greeting; then roll back.
-	v2 := fixture(t, "hello", func(m string) string { return strings.Replace(m, "env: {GREETING: Hello}", "env: {GREETING: Bonjour}", 1) })
+	v2 := fixture(t, "hello", func(m string) string {
+		return strings.Replace(m, "env: {GREETING: Hello}", "env: {GREETING: Bonjour}", 1)
+	})
 	if out := in.mustCLI("deploy", "-f", v2); !strings.Contains(out, "version 2") {
 		t.Fatalf("deploy v2 output %q", out)
 	}
