@@ -21,6 +21,7 @@ import (
 	"warden/internal/events"
 	"warden/internal/pki"
 	"warden/internal/problem"
+	"warden/internal/sandbox"
 	"warden/internal/server"
 )
 
@@ -129,7 +130,7 @@ func start(t *testing.T, data string) *instance {
 	cfg.DataDir = data
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AdminListen = "127.0.0.1:0"
-	srv, err := server.New(context.Background(), cfg, server.Options{})
+	srv, err := server.New(context.Background(), cfg, server.Options{Sandbox: sandbox.Config{CacheDir: filepath.Join(artifacts, "cache")}})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

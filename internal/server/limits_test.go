@@ -63,34 +63,35 @@ func TestLimitsThroughGateway(t *testing.T) {
 	}
 
 	t.Run("concurrency", func(t *testing.T) {
-		// Two slow calls fill the limit of 2; the third is refused at once.
+		// Two slow calls fill the limit of 2; a third is refused at once.
+		slow := fixture(t, "attack", func(m string) string {
+			m = strings.Replace(m, "name: attack", "name: slow", 1)
+			m = strings.Replace(m, "timeout: 1s", "timeout: 20s", 1)
+			return strings.Replace(m, `route: "/attack"`, `route: "/slow"`, 1)
+		})
+		in.mustCLI("deploy", "-f", slow)
 		var wg sync.WaitGroup
 		for range 2 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				readBody(t, in.public("GET", "/attack?t=sleep&ms=800", nil, nil))
+				readBody(t, in.public("GET", "/slow?t=sleep&ms=3000", nil, nil))
 			}()
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			resp := in.public("GET", "/attack?t=ok", nil, nil)
-			if resp.StatusCode == http.StatusTooManyRequests {
-				if resp.Header.Get("Retry-After") == "" {
-					t.Fatal("429 without Retry-After")
-				}
-				wantProblem(t, resp, http.StatusTooManyRequests)
-				break
-			}
-			readBody(t, resp)
+		deadline := time.Now().Add(15 * time.Second)
+		for in.srv.SandboxStats().BusyInstances < 2 {
 			if time.Now().After(deadline) {
-				t.Fatal("no 429 while two slow invocations were in flight")
+				t.Fatal("the two slow invocations never ran at once")
 			}
+			time.Sleep(5 * time.Millisecond)
 		}
+		resp := in.public("GET", "/slow?t=ok", nil, nil)
+		if resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("status %d without Retry-After, want 429 with it", resp.StatusCode)
+		}
+		p := wantProblem(t, resp, http.StatusTooManyRequests)
 		wg.Wait()
-		if len(in.eventsOf(events.TypeLimitConcurrency)) == 0 {
-			t.Fatal("no limit.concurrency event")
-		}
+		in.waitEvent(events.TypeLimitConcurrency, func(e events.Event) bool { return e.RequestID == p.RequestID && e.Function == "slow" })
 	})
 
 	t.Run("deny by default inside", func(t *testing.T) {

@@ -56,7 +56,8 @@ type Server struct {
 // Options are what New needs besides the configuration.
 type Options struct {
 	Logger *slog.Logger // nil: discard
-	// Sandbox overrides engine settings (tests use short idle times).
+	// Sandbox overrides engine settings (tests use short idle times, and
+	// share one compilation cache: CacheDir "" means DATA/cache).
 	Sandbox sandbox.Config
 }
 
@@ -85,7 +86,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	}
 	s.rec = events.NewRecorder(s.store, events.Options{Logger: log})
 	sc := opt.Sandbox
-	sc.CacheDir = cfg.CacheDir()
+	if sc.CacheDir == "" {
+		sc.CacheDir = cfg.CacheDir()
+	}
 	sc.Logger = log
 	if s.engine, err = sandbox.New(ctx, sc); err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
@@ -128,7 +131,12 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	return s, nil
 }
 
+// newHTTPServer gets its own copy of the TLS configuration: net/http adds
+// its protocols to the one it is given.
 func newHTTPServer(h http.Handler, tlsCfg *tls.Config, log *slog.Logger) *http.Server {
+	if tlsCfg != nil {
+		tlsCfg = tlsCfg.Clone()
+	}
 	return &http.Server{
 		Handler:           h,
 		TLSConfig:         tlsCfg,
