@@ -87,6 +87,19 @@ func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
 	return c
 }
 
+// size prints bytes in the manifest's binary units.
+func size(n int64) string {
+	for _, u := range []struct {
+		unit  string
+		shift uint
+	}{{"GiB", 30}, {"MiB", 20}, {"KiB", 10}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.unit
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}
+
 func short(d string) string {
 	if len(d) > 12 {
 		return d[:12]
@@ -156,9 +169,13 @@ func functionsCmd(g *globals, stdout io.Writer) *cobra.Command {
 				}
 				fmt.Fprintln(stdout, line)
 			}
-			lim, _ := json.Marshal(f.Limits)
+			var lim manifest.Limits
+			if b, err := json.Marshal(f.Limits); err == nil {
+				json.Unmarshal(b, &lim)
+			}
 			perm, _ := json.Marshal(f.Permissions)
-			fmt.Fprintf(stdout, "limits     %s\ngrants     %s\n", lim, perm)
+			fmt.Fprintf(stdout, "limits     memory %s, timeout %s, concurrency %d, request body %s, response body %s\ngrants     %s\n",
+				size(lim.Memory), lim.Timeout, lim.Concurrency, size(lim.RequestBody), size(lim.ResponseBody), perm)
 			if len(f.Env) > 0 {
 				fmt.Fprintf(stdout, "env keys   %s\n", strings.Join(f.Env, ", "))
 			}
