@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -44,10 +45,11 @@ func Main(args []string) int {
 	conns := fs.Int("c", 32, "load generator connections")
 	functions := fs.Int("functions", 1000, "idle functions for the memory figure (0 skips it)")
 	examples := fs.String("examples", "examples", "directory with the built examples")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the server during run (b) to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	r := &runner{dur: *dur, conns: *conns, examples: *examples}
+	r := &runner{dur: *dur, conns: *conns, examples: *examples, cpuprofile: *cpuprofile}
 	if err := r.run(*functions); err != nil {
 		fmt.Fprintln(os.Stderr, "warden-bench:", err)
 		return 1
@@ -56,12 +58,13 @@ func Main(args []string) int {
 }
 
 type runner struct {
-	dur      time.Duration
-	conns    int
-	examples string
-	tmp      string
-	cacert   string
-	rows     []row
+	dur        time.Duration
+	conns      int
+	examples   string
+	tmp        string
+	cpuprofile string
+	cacert     string
+	rows       []row
 }
 
 type row struct {
@@ -129,8 +132,18 @@ func (r *runner) run(functions int) error {
 		{"(c) examples/echo-json (reactor, JSON)", "/echo", "POST", `{"order":42,"items":["tea","cake"],"note":"benchmark"}`, "", 0},
 		{"(d) examples/hello (wagi, fresh instance)", "/hello?name=bench", "GET", "", "", 0},
 	}
-	for _, c := range cases {
+	for i, c := range cases {
+		if i == 0 && r.cpuprofile != "" {
+			f, err := os.Create(r.cpuprofile)
+			if err != nil {
+				return err
+			}
+			pprof.StartCPUProfile(f)
+		}
 		res, err := r.load(ca, pub+c.path, c.method, c.body)
+		if i == 0 && r.cpuprofile != "" {
+			pprof.StopCPUProfile()
+		}
 		if err != nil {
 			return err
 		}

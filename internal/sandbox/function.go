@@ -82,6 +82,11 @@ type module struct {
 	compiled wazero.CompiledModule
 	idle     []*instance // oldest first; guarded by Function.mu
 	leases   int         // invocations using rt; guarded by Function.mu
+	// tokens holds one token per instance that may still be created:
+	// PoolSize in all, taken by newInstance, given back when an instance
+	// closes. freed wakes invocations waiting for an idle instance.
+	tokens chan struct{}
+	freed  chan struct{}
 }
 
 // instance is one instantiated reactor module.
@@ -276,7 +281,12 @@ func (f *Function) newModule(ctx context.Context) (*module, error) {
 		_ = rt.Close(cctx)
 		return nil, err
 	}
-	return &module{rt: rt, compiled: compiled}, nil
+	m := &module{rt: rt, compiled: compiled,
+		tokens: make(chan struct{}, f.e.cfg.PoolSize), freed: make(chan struct{}, f.e.cfg.PoolSize)}
+	for range f.e.cfg.PoolSize {
+		m.tokens <- struct{}{}
+	}
+	return m, nil
 }
 
 func (f *Function) unlease(m *module) {
@@ -376,42 +386,62 @@ func (f *Function) logGuest(ctx context.Context, req *Request, out *capture, ier
 	f.e.cfg.Logger.LogAttrs(ctx, lvl, msg, attrs...)
 }
 
-// getInstance pops an idle instance or instantiates a new one.
+// getInstance pops an idle instance, or instantiates a new one while the
+// module has fewer than PoolSize instances, or waits for one to be returned
+// (until ctx ends). Bounding live instances near GOMAXPROCS keeps memory flat
+// and avoids creating instances (~3 ms each) that a full pool would then
+// discard: excess invocations queue for a warm instance instead.
 func (f *Function) getInstance(ctx context.Context, m *module) (*instance, *Error) {
-	f.e.busy.Add(1)
-	f.mu.Lock()
-	if n := len(m.idle); n > 0 {
-		inst := m.idle[n-1]
-		m.idle[n-1] = nil
-		m.idle = m.idle[:n-1]
+	for {
+		f.mu.Lock()
+		if n := len(m.idle); n > 0 {
+			inst := m.idle[n-1]
+			m.idle[n-1] = nil
+			m.idle = m.idle[:n-1]
+			f.mu.Unlock()
+			f.e.idle.Add(-1)
+			f.e.busy.Add(1)
+			return inst, nil
+		}
 		f.mu.Unlock()
-		f.e.idle.Add(-1)
-		return inst, nil
+		select {
+		case <-m.tokens:
+			f.e.busy.Add(1)
+			inst, ierr := f.newInstance(ctx, m)
+			if ierr != nil {
+				f.e.busy.Add(-1)
+				m.tokens <- struct{}{}
+			}
+			return inst, ierr
+		case <-m.freed:
+			// An instance went back to the pool: look again.
+		case <-ctx.Done():
+			return nil, f.failure(ctx, ctx.Err(), nil, 0)
+		}
 	}
-	f.mu.Unlock()
-	inst, ierr := f.newInstance(ctx, m)
-	if ierr != nil {
-		f.e.busy.Add(-1)
-	}
-	return inst, ierr
 }
 
-// putInstance returns inst to the pool, or closes it when it is unhealthy,
-// worn out, the pool is full or the module is going away.
+// putInstance returns inst to the pool, or closes it (giving its slot back)
+// when it is unhealthy, worn out, or the module is going away.
 func (f *Function) putInstance(m *module, inst *instance, healthy bool) {
 	f.e.busy.Add(-1)
 	if healthy && inst.uses < f.e.cfg.MaxRequestsPerInstance {
 		f.mu.Lock()
-		if f.mod == m && !f.closed && len(m.idle) < f.e.cfg.PoolSize {
+		if f.mod == m && !f.closed {
 			inst.lastUsed = time.Now()
 			m.idle = append(m.idle, inst)
 			f.mu.Unlock()
 			f.e.idle.Add(1)
+			select {
+			case m.freed <- struct{}{}:
+			default: // enough wake-ups are pending already
+			}
 			return
 		}
 		f.mu.Unlock()
 	}
 	_ = inst.mod.Close(context.Background())
+	m.tokens <- struct{}{} // never blocks: one token per live instance is out
 }
 
 // reap closes instances idle for InstanceIdle and releases the module after
@@ -420,7 +450,8 @@ func (f *Function) reap(now time.Time) {
 	var stale []*instance
 	var release *module
 	f.mu.Lock()
-	if m := f.mod; m != nil {
+	m := f.mod
+	if m != nil {
 		i := 0
 		for i < len(m.idle) && now.Sub(m.idle[i].lastUsed) >= f.e.cfg.InstanceIdle {
 			i++
@@ -436,15 +467,18 @@ func (f *Function) reap(now time.Time) {
 		}
 	}
 	f.mu.Unlock()
-	f.closeInstances(stale)
+	if m != nil {
+		f.closeInstances(m, stale)
+	}
 	if release != nil {
 		f.releaseModule(release)
 	}
 }
 
-func (f *Function) closeInstances(insts []*instance) {
+func (f *Function) closeInstances(m *module, insts []*instance) {
 	for _, inst := range insts {
 		_ = inst.mod.Close(context.Background())
+		m.tokens <- struct{}{}
 	}
 	f.e.idle.Add(-int64(len(insts)))
 }
@@ -483,8 +517,8 @@ func (f *Function) Close() {
 		idle, m.idle = m.idle, nil
 	}
 	f.mu.Unlock()
-	f.closeInstances(idle)
 	if m != nil {
+		f.closeInstances(m, idle)
 		f.releaseModule(m)
 	}
 	f.e.forget(f)

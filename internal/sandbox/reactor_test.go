@@ -62,6 +62,11 @@ func TestReactorPoolSizeBound(t *testing.T) {
 	if st := e.Stats(); st.IdleInstances > 2 || st.IdleInstances < 1 || st.BusyInstances != 0 {
 		t.Errorf("Stats = %+v, want 1..2 idle (PoolSize 2) and 0 busy", st)
 	}
+	// 40 calls from 8 goroutines: the excess queued for the two warm
+	// instances instead of instantiating and discarding new ones.
+	if st := e.Stats(); st.Instantiations > 2 {
+		t.Errorf("Instantiations = %d, want at most PoolSize (2)", st.Instantiations)
+	}
 }
 
 func TestReactorRecycle(t *testing.T) {

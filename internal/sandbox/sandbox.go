@@ -40,7 +40,7 @@ import (
 // Config configures an Engine. The zero value is usable.
 type Config struct {
 	CacheDir               string        // wazero file compilation cache dir; "" = in-memory cache
-	PoolSize               int           // max idle pooled reactor instances per function version; 0 = runtime.GOMAXPROCS(0)
+	PoolSize               int           // max reactor instances (idle or busy) per function version; more invocations queue for one; 0 = runtime.GOMAXPROCS(0)
 	MaxRequestsPerInstance int           // recycle a reactor instance after this many invocations; 0 = 10000
 	InstanceIdle           time.Duration // idle pooled instances are closed after this; 0 = 30s
 	ModuleIdle             time.Duration // a version's compiled module (and its wazero runtime) is released after no invocation for this long; 0 = 2m
