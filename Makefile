@@ -37,8 +37,11 @@ check:
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/... ./examples/...
 	$(GO) test -count=1 ./internal/archtest/
 
+# End-to-end figures (ratios against a bare net/http baseline measured in the
+# same run), then the hot paths' testing.B benchmarks.
 bench: build
 	$(GO) run ./cmd/warden-bench
+	$(GO) test -run='^$$' -bench=. -benchmem ./internal/sandbox ./internal/router ./internal/auth ./internal/events ./internal/manifest
 
 # Short runs of every fuzz target (longer: FUZZTIME=10m make fuzz).
 FUZZTIME ?= 20s

@@ -86,7 +86,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"request body exceeds the function's limit of "+strconv.FormatInt(limit, 10)+" bytes")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var body []byte
+	var err error
+	if r.ContentLength != 0 { // -1 (unknown, chunked) or a declared length
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -101,7 +105,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := &sandbox.Request{
 		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
 		Host: r.Host, Scheme: "https", RemoteAddr: secheaders.ClientIP(r),
-		Header:    guestHeaders(r.Header),
+		Header:    guestHeaders(r),
 		Body:      body,
 		RequestID: reqid.From(r.Context()),
 		Vars:      map[string]string{"route": route.Pattern, "auth": route.Auth},
@@ -193,12 +197,13 @@ var hopHeaders = []string{
 	"Authorization", "X-Api-Key", "Cookie",
 }
 
-func guestHeaders(h http.Header) http.Header {
-	out := h.Clone()
+// guestHeaders removes what the guest must not see from r's headers (the
+// request is the gateway's own after authentication) and returns them.
+func guestHeaders(r *http.Request) http.Header {
 	for _, k := range hopHeaders {
-		delete(out, k)
+		delete(r.Header, k)
 	}
-	return out
+	return r.Header
 }
 
 // reservedResponse are headers a guest may not set: warden owns them.

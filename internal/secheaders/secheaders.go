@@ -18,14 +18,26 @@ func Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := reqid.New()
 		h := w.Header()
-		h.Set(reqid.Header, id)
-		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		h[reqid.Header] = []string{id}
+		for _, kv := range fixed {
+			h[kv.k] = kv.v
+		}
 		next.ServeHTTP(w, r.WithContext(reqid.With(r.Context(), id)))
 	})
+}
+
+// fixed are the constant headers. The value slices are shared between
+// responses, so they have no spare capacity: a handler that appends to one
+// gets a copy, and h.Set replaces the slice rather than writing into it.
+var fixed = []struct {
+	k string
+	v []string
+}{
+	{"Strict-Transport-Security", []string{"max-age=63072000; includeSubDomains"}},
+	{"X-Content-Type-Options", []string{"nosniff"}},
+	{"Referrer-Policy", []string{"no-referrer"}},
+	{"X-Frame-Options", []string{"DENY"}},
+	{"Content-Security-Policy", []string{"default-src 'none'; frame-ancestors 'none'"}},
 }
 
 // ClientIP is the address of the peer, without the port. warden is the edge:

@@ -18,37 +18,38 @@ import (
 
 var errTruncated = errors.New("warden: truncated request encoding")
 
+// reader decodes from one string: every decoded string is a substring of
+// it, so a request costs one copy of its bytes, not one allocation per field
+// (allocation is the expensive part of Go compiled to wasm).
 type reader struct {
-	b   []byte
+	s   string
 	err error
 }
 
 func (r *reader) u32() uint32 {
-	if len(r.b) < 4 {
+	if len(r.s) < 4 {
 		r.err = errTruncated
 		return 0
 	}
-	v := binary.LittleEndian.Uint32(r.b)
-	r.b = r.b[4:]
+	v := uint32(r.s[0]) | uint32(r.s[1])<<8 | uint32(r.s[2])<<16 | uint32(r.s[3])<<24
+	r.s = r.s[4:]
 	return v
 }
 
-func (r *reader) raw() []byte {
+func (r *reader) str() string {
 	n := r.u32()
-	if r.err != nil || uint64(n) > uint64(len(r.b)) {
+	if r.err != nil || uint64(n) > uint64(len(r.s)) {
 		r.err = errTruncated
-		return nil
+		return ""
 	}
-	p := r.b[:n]
-	r.b = r.b[n:]
+	p := r.s[:n]
+	r.s = r.s[n:]
 	return p
 }
 
-func (r *reader) str() string { return string(r.raw()) }
-
 // decodeRequest parses a request; the result shares no memory with b.
 func decodeRequest(b []byte) (*Request, error) {
-	r := &reader{b: b}
+	r := &reader{s: string(b)}
 	req := &Request{
 		Method:     r.str(),
 		Path:       r.str(),
@@ -59,7 +60,7 @@ func decodeRequest(b []byte) (*Request, error) {
 		RequestID:  r.str(),
 	}
 	n := r.u32()
-	if uint64(n)*8 > uint64(len(r.b)) { // each entry takes at least 8 bytes
+	if uint64(n)*8 > uint64(len(r.s)) { // each entry takes at least 8 bytes
 		r.err, n = errTruncated, 0
 	}
 	req.Header = make(Header, n)
@@ -68,7 +69,7 @@ func decodeRequest(b []byte) (*Request, error) {
 		req.Header[k] = append(req.Header[k], r.str())
 	}
 	n = r.u32()
-	if uint64(n)*8 > uint64(len(r.b)) {
+	if uint64(n)*8 > uint64(len(r.s)) {
 		r.err, n = errTruncated, 0
 	}
 	req.Vars = make(map[string]string, n)
@@ -76,14 +77,16 @@ func decodeRequest(b []byte) (*Request, error) {
 		k := r.str()
 		req.Vars[k] = r.str()
 	}
-	body := r.raw()
+	body := r.str()
 	if r.err != nil {
 		return nil, r.err
 	}
-	if len(r.b) != 0 {
+	if len(r.s) != 0 {
 		return nil, errors.New("warden: trailing bytes after request")
 	}
-	req.Body = append([]byte(nil), body...)
+	if len(body) > 0 {
+		req.Body = []byte(body)
+	}
 	return req, nil
 }
 
