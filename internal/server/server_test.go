@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -259,5 +260,45 @@ func TestBadDeploys(t *testing.T) {
 	}
 	if failures != 2 { // the manifest error never left the CLI
 		t.Fatalf("%d failed deploy events, want 2", failures)
+	}
+}
+
+// TestEventsFollow: a following stream delivers events stored after it
+// started, newline-delimited, and the query filters work.
+func TestEventsFollow(t *testing.T) {
+	in := start(t, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+in.srv.AdminAddr()+"/v1/events?follow=true&type=function.", nil)
+	req.Header.Set("Authorization", "Bearer "+in.token)
+	resp, err := in.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "application/x-ndjson" {
+		t.Fatalf("follow: %d %q", resp.StatusCode, ct)
+	}
+	in.mustCLI("deploy", "-f", fixture(t, "ping", nil))
+	dec := json.NewDecoder(resp.Body)
+	var e events.Event
+	if err := dec.Decode(&e); err != nil {
+		t.Fatalf("follow stream: %v", err)
+	}
+	if e.Type != events.TypeFunctionDeploy || e.Function != "ping" || e.Outcome != events.OutcomeSuccess || e.ID == 0 {
+		t.Fatalf("followed event %+v, want the deploy of ping", e)
+	}
+	cancel()
+
+	if out := in.mustCLI("events", "--since", "1h", "--type", "function.deploy"); !strings.Contains(out, "function.deploy") {
+		t.Fatalf("events --since 1h = %q", out)
+	}
+	if out := in.mustCLI("events", "--since", "2006-01-02T15:04:05Z", "--type", "limit."); strings.TrimSpace(out) != "" {
+		t.Fatalf("events of type limit. = %q, want none", out)
+	}
+	wantProblem(t, in.admin("GET", "/v1/events?since=yesterday", in.token, nil), http.StatusBadRequest)
+	wantProblem(t, in.admin("GET", "/v1/events?limit=0", in.token, nil), http.StatusBadRequest)
+	if _, _, code := in.cli("events", "--since", "soon"); code != 2 {
+		t.Fatalf("events --since soon: exit %d, want 2", code)
 	}
 }
