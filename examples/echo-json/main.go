@@ -21,7 +21,7 @@ type reply struct {
 	RequestID string `json:"requestId"`
 }
 
-var jsonHeader = warden.Header{"Content-Type": {"application/json"}}
+var jsonHeader = warden.Header{{Name: "Content-Type", Value: "application/json"}}
 
 func init() {
 	warden.Handle(handle)

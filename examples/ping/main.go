@@ -10,7 +10,7 @@ import warden "warden/sdk/go"
 
 var (
 	body   = []byte(`{"ok":true}`)
-	header = warden.Header{"Content-Type": {"application/json"}}
+	header = warden.Header{{Name: "Content-Type", Value: "application/json"}}
 	resp   = &warden.Response{Status: 200, Header: header, Body: body}
 )
 

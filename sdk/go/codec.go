@@ -27,29 +27,55 @@ type reader struct {
 }
 
 func (r *reader) u32() uint32 {
-	if len(r.s) < 4 {
+	s := r.s
+	if len(s) < 4 {
 		r.err = errTruncated
 		return 0
 	}
-	v := uint32(r.s[0]) | uint32(r.s[1])<<8 | uint32(r.s[2])<<16 | uint32(r.s[3])<<24
-	r.s = r.s[4:]
-	return v
+	r.s = s[4:]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
 
+// str is written to be inlined: every call that Go compiled to wasm makes
+// costs a loop back-edge, and so a termination check in the sandbox.
 func (r *reader) str() string {
-	n := r.u32()
-	if r.err != nil || uint64(n) > uint64(len(r.s)) {
+	s := r.s
+	if len(s) < 4 {
 		r.err = errTruncated
 		return ""
 	}
-	p := r.s[:n]
-	r.s = r.s[n:]
-	return p
+	n := uint(uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24)
+	if n > uint(len(s)-4) {
+		r.err = errTruncated
+		r.s = ""
+		return ""
+	}
+	r.s = s[4+n:]
+	return s[4 : 4+n]
+}
+
+// fields decodes a u32 count and that many name/value pairs. Names arrive
+// canonical from the host (docs/abi.md), so they are not rewritten.
+func (r *reader) fields() []Field {
+	n := r.u32()
+	if r.err != nil || uint64(n)*8 > uint64(len(r.s)) { // each entry takes at least 8 bytes
+		r.err = errTruncated
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]Field, n)
+	for i := range out {
+		out[i].Name = r.str()
+		out[i].Value = r.str()
+	}
+	return out
 }
 
 // decodeRequest parses a request; the result shares no memory with b.
 func decodeRequest(b []byte) (*Request, error) {
-	r := &reader{s: string(b)}
+	r := reader{s: string(b)}
 	req := &Request{
 		Method:     r.str(),
 		Path:       r.str(),
@@ -59,24 +85,8 @@ func decodeRequest(b []byte) (*Request, error) {
 		RemoteAddr: r.str(),
 		RequestID:  r.str(),
 	}
-	n := r.u32()
-	if uint64(n)*8 > uint64(len(r.s)) { // each entry takes at least 8 bytes
-		r.err, n = errTruncated, 0
-	}
-	req.Header = make(Header, n)
-	for i := uint32(0); i < n && r.err == nil; i++ {
-		k := canonicalKey(r.str())
-		req.Header[k] = append(req.Header[k], r.str())
-	}
-	n = r.u32()
-	if uint64(n)*8 > uint64(len(r.s)) {
-		r.err, n = errTruncated, 0
-	}
-	req.Vars = make(map[string]string, n)
-	for i := uint32(0); i < n && r.err == nil; i++ {
-		k := r.str()
-		req.Vars[k] = r.str()
-	}
+	req.Header = r.fields()
+	req.Vars = r.fields()
 	body := r.str()
 	if r.err != nil {
 		return nil, r.err
@@ -111,16 +121,10 @@ func appendResponse(b []byte, resp *Response) []byte {
 		return appendError(b, 500, "handler returned invalid status "+strconv.Itoa(status))
 	}
 	b = appendU32(b, uint32(status))
-	n := 0
-	for _, vs := range resp.Header {
-		n += len(vs)
-	}
-	b = appendU32(b, uint32(n))
-	for k, vs := range resp.Header {
-		for _, v := range vs {
-			b = appendStr(b, k)
-			b = appendStr(b, v)
-		}
+	b = appendU32(b, uint32(len(resp.Header)))
+	for _, f := range resp.Header {
+		b = appendStr(b, f.Name)
+		b = appendStr(b, f.Value)
 	}
 	b = appendU32(b, uint32(len(resp.Body)))
 	return append(b, resp.Body...)

@@ -30,7 +30,7 @@ func TestDocExample(t *testing.T) {
 	}
 	want := unhex(t, `c8000000 01000000 0c000000 436f6e74656e742d54797065
 		10000000 6170706c69636174696f6e2f6a736f6e 0b000000 7b226f6b223a747275657d`)
-	got := appendResponse(nil, &Response{Header: Header{"Content-Type": {"application/json"}}, Body: []byte(`{"ok":true}`)})
+	got := appendResponse(nil, &Response{Header: Header{{"Content-Type", "application/json"}}, Body: []byte(`{"ok":true}`)})
 	if !bytes.Equal(got, want) {
 		t.Errorf("appendResponse(doc example) = %x, want %x", got, want)
 	}
@@ -70,7 +70,7 @@ func TestAppendResponseStatus(t *testing.T) {
 func TestServe(t *testing.T) {
 	defer func(h HandlerFunc) { handler = h }(handler)
 	Handle(func(r *Request) *Response {
-		return &Response{Status: 201, Header: Header{"X-Id": {r.RequestID}}, Body: append([]byte(r.Header.Get("x-a")+":"), r.Body...)}
+		return &Response{Status: 201, Header: Header{{"X-Id", r.RequestID}}, Body: append([]byte(r.Header.Get("x-a")+":"), r.Body...)}
 	})
 	var in []byte
 	for _, s := range []string{"POST", "/p", "q=1", "h", "https", "1.2.3.4:5", "rid"} {
@@ -83,7 +83,7 @@ func TestServe(t *testing.T) {
 	in = appendStr(appendStr(in, "route"), "POST /p")
 	in = appendStr(in, "body")
 	out := serve(in, nil)
-	want := appendResponse(nil, &Response{Status: 201, Header: Header{"X-Id": {"rid"}}, Body: []byte("v1:body")})
+	want := appendResponse(nil, &Response{Status: 201, Header: Header{{"X-Id", "rid"}}, Body: []byte("v1:body")})
 	if !bytes.Equal(out, want) {
 		t.Errorf("serve = %x, want %x", out, want)
 	}
@@ -101,8 +101,20 @@ func TestCanonicalKey(t *testing.T) {
 	h := Header{}
 	h.Add("x-a", "1")
 	h.Add("X-A", "2")
-	if got := h.Values("x-A"); len(got) != 2 || h.Get("X-a") != "1" {
+	h.Add("Other", "o")
+	if got := h.Values("x-A"); len(got) != 2 || h.Get("X-a") != "1" || h[0].Name != "X-A" {
 		t.Errorf("Header = %v", h)
+	}
+	h.Set("x-a", "3")
+	if got := h.Values("X-A"); len(got) != 1 || got[0] != "3" || h.Get("other") != "o" {
+		t.Errorf("after Set: Header = %v", h)
+	}
+	h.Del("X-A")
+	if h.Get("x-a") != "" || len(h) != 1 {
+		t.Errorf("after Del: Header = %v", h)
+	}
+	if v := (Vars{{"route", "GET /"}}); v.Get("route") != "GET /" || v.Get("x") != "" {
+		t.Errorf("Vars.Get on %v", v)
 	}
 }
 

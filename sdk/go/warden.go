@@ -32,33 +32,92 @@ import "os"
 // exports it as warden_abi_version.
 const ABIVersion = 1
 
-// Header is a set of HTTP header fields, keyed by canonical name (as
-// net/http.Header). It converts to http.Header without copying:
-// http.Header(h).
-type Header map[string][]string
+// Field is one header field (or one var): a name and a value.
+type Field struct{ Name, Value string }
 
-// Get returns the first value for key (case-insensitive), or "".
-func (h Header) Get(key string) string {
-	if vs := h[canonicalKey(key)]; len(vs) > 0 {
-		return vs[0]
+// Header is a list of HTTP header fields in order; a name appears once per
+// value. Names in a Request are canonical ("Content-Type"); lookups are
+// case-insensitive. A slice, not a map: building and walking maps is among
+// the most expensive things Go compiled to wasm does.
+type Header []Field
+
+// Get returns the first value for name (case-insensitive), or "".
+func (h Header) Get(name string) string {
+	for _, f := range h {
+		if equalFold(f.Name, name) {
+			return f.Value
+		}
 	}
 	return ""
 }
 
-// Values returns all values for key (case-insensitive).
-func (h Header) Values(key string) []string { return h[canonicalKey(key)] }
-
-// Set replaces the values of key with value.
-func (h Header) Set(key, value string) { h[canonicalKey(key)] = []string{value} }
-
-// Add appends value to key's values.
-func (h Header) Add(key, value string) {
-	k := canonicalKey(key)
-	h[k] = append(h[k], value)
+// Values returns every value for name (case-insensitive), in order.
+func (h Header) Values(name string) []string {
+	var out []string
+	for _, f := range h {
+		if equalFold(f.Name, name) {
+			out = append(out, f.Value)
+		}
+	}
+	return out
 }
 
-// Del removes key.
-func (h Header) Del(key string) { delete(h, canonicalKey(key)) }
+// Set replaces the values of name with value.
+func (h *Header) Set(name, value string) {
+	h.Del(name)
+	*h = append(*h, Field{canonicalKey(name), value})
+}
+
+// Add appends a value for name.
+func (h *Header) Add(name, value string) { *h = append(*h, Field{canonicalKey(name), value}) }
+
+// Del removes every value for name.
+func (h *Header) Del(name string) {
+	out := (*h)[:0]
+	for _, f := range *h {
+		if !equalFold(f.Name, name) {
+			out = append(out, f)
+		}
+	}
+	clear((*h)[len(out):])
+	*h = out
+}
+
+// Vars is metadata warden passes to a function (route, verified identity…).
+type Vars []Field
+
+// Get returns the value of key, or "".
+func (v Vars) Get(key string) string {
+	for _, f := range v {
+		if f.Name == key {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// equalFold reports whether a and b are equal ignoring ASCII case.
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
 
 // Request is one HTTP request as the gateway passed it on, after
 // authentication, rate limits and validation.
@@ -75,7 +134,7 @@ type Request struct {
 	RemoteAddr string
 	RequestID  string // also in the X-Request-Id response header
 	Header     Header
-	Vars       map[string]string // metadata from warden (route, verified identity, …)
+	Vars       Vars // metadata from warden (route, verified identity, …)
 	Body       []byte
 }
 

@@ -32,7 +32,13 @@ func Adapt(h http.Handler) warden.HandlerFunc {
 		if w.header.Get("Content-Type") == "" && w.body.Len() > 0 {
 			w.header.Set("Content-Type", http.DetectContentType(w.body.Bytes()))
 		}
-		return &warden.Response{Status: status, Header: warden.Header(w.header), Body: w.body.Bytes()}
+		var hdr warden.Header
+		for k, vs := range w.header {
+			for _, v := range vs {
+				hdr = append(hdr, warden.Field{Name: k, Value: v})
+			}
+		}
+		return &warden.Response{Status: status, Header: hdr, Body: w.body.Bytes()}
 	}
 }
 
@@ -44,9 +50,9 @@ func Request(ctx context.Context, r *warden.Request) *http.Request {
 	if r.Query != "" {
 		uri += "?" + r.Query
 	}
-	hdr := http.Header(r.Header)
-	if hdr == nil {
-		hdr = make(http.Header)
+	hdr := make(http.Header, len(r.Header)+1)
+	for _, f := range r.Header {
+		hdr[f.Name] = append(hdr[f.Name], f.Value)
 	}
 	if r.RequestID != "" && hdr.Get("X-Request-Id") == "" {
 		hdr.Set("X-Request-Id", r.RequestID)

@@ -23,7 +23,7 @@ func init() {
 }
 
 func text(s string) *warden.Response {
-	return &warden.Response{Header: warden.Header{"Content-Type": {"text/plain"}}, Body: []byte(s)}
+	return &warden.Response{Header: warden.Header{{Name: "Content-Type", Value: "text/plain"}}, Body: []byte(s)}
 }
 
 func handle(r *warden.Request) *warden.Response {
@@ -35,21 +35,22 @@ func handle(r *warden.Request) *warden.Response {
 		var b strings.Builder
 		b.WriteString(r.Method + " " + r.Path + "?" + r.Query + " host=" + r.Host + " scheme=" + r.Scheme +
 			" remote=" + r.RemoteAddr + " id=" + r.RequestID + "\n")
-		keys := make([]string, 0, len(r.Header))
-		for k := range r.Header {
-			keys = append(keys, k)
+		hdr := map[string][]string{}
+		var keys []string
+		for _, f := range r.Header {
+			if hdr[f.Name] == nil {
+				keys = append(keys, f.Name)
+			}
+			hdr[f.Name] = append(hdr[f.Name], f.Value)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			b.WriteString("h " + k + "=" + strings.Join(r.Header[k], ",") + "\n")
+			b.WriteString("h " + k + "=" + strings.Join(hdr[k], ",") + "\n")
 		}
-		keys = keys[:0]
-		for k := range r.Vars {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			b.WriteString("v " + k + "=" + r.Vars[k] + "\n")
+		vars := append(warden.Vars(nil), r.Vars...)
+		sort.Slice(vars, func(i, j int) bool { return vars[i].Name < vars[j].Name })
+		for _, v := range vars {
+			b.WriteString("v " + v.Name + "=" + v.Value + "\n")
 		}
 		b.WriteString("body=" + string(r.Body))
 		resp := text(b.String())
@@ -69,7 +70,7 @@ func handle(r *warden.Request) *warden.Response {
 		n, _ := strconv.Atoi(r.Query)
 		return &warden.Response{Body: make([]byte, n)}
 	case "/badheader":
-		return &warden.Response{Header: warden.Header{"X-Evil": {"a\r\nSet-Cookie: x=1"}}}
+		return &warden.Response{Header: warden.Header{{Name: "X-Evil", Value: "a\r\nSet-Cookie: x=1"}}}
 	case "/panic":
 		panic("boom")
 	case "/loop":
