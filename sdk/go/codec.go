@@ -54,39 +54,64 @@ func (r *reader) str() string {
 	return s[4 : 4+n]
 }
 
-// fields decodes a u32 count and that many name/value pairs. Names arrive
-// canonical from the host (docs/abi.md), so they are not rewritten.
-func (r *reader) fields() []Field {
-	n := r.u32()
-	if r.err != nil || uint64(n)*8 > uint64(len(r.s)) { // each entry takes at least 8 bytes
-		r.err = errTruncated
-		return nil
+// skip passes over n name/value pairs and reports whether they were there.
+func (r *reader) skip(n uint32) {
+	for i := uint32(0); i < 2*n && r.err == nil; i++ {
+		r.str()
 	}
-	if n == 0 {
-		return nil
-	}
-	out := make([]Field, n)
+}
+
+// fields decodes n name/value pairs into out. Names arrive canonical from
+// the host (docs/abi.md), so they are not rewritten.
+func (r *reader) fields(out []Field) {
 	for i := range out {
 		out[i].Name = r.str()
 		out[i].Value = r.str()
 	}
-	return out
+}
+
+// requestBlock lets a typical request (a few headers and vars) cost one
+// allocation besides its bytes: the Request and its fields together.
+type requestBlock struct {
+	req    Request
+	fields [8]Field
 }
 
 // decodeRequest parses a request; the result shares no memory with b.
 func decodeRequest(b []byte) (*Request, error) {
 	r := reader{s: string(b)}
-	req := &Request{
-		Method:     r.str(),
-		Path:       r.str(),
-		Query:      r.str(),
-		Host:       r.str(),
-		Scheme:     r.str(),
-		RemoteAddr: r.str(),
-		RequestID:  r.str(),
+	var scalars [7]string // method, path, query, host, scheme, remote_addr, request_id
+	for i := range scalars {
+		scalars[i] = r.str()
 	}
-	req.Header = r.fields()
-	req.Vars = r.fields()
+	// Count headers and vars first, so that one allocation holds them.
+	rest := r
+	nh := rest.u32()
+	rest.skip(nh)
+	nv := rest.u32()
+	if r.err != nil || rest.err != nil || uint64(nh)+uint64(nv) > uint64(len(b))/8 {
+		return nil, errTruncated
+	}
+	var req *Request
+	var fields []Field
+	if n := nh + nv; n <= uint32(len(requestBlock{}.fields)) {
+		blk := &requestBlock{}
+		req, fields = &blk.req, blk.fields[:n:n]
+	} else {
+		req, fields = &Request{}, make([]Field, n)
+	}
+	req.Method, req.Path, req.Query, req.Host = scalars[0], scalars[1], scalars[2], scalars[3]
+	req.Scheme, req.RemoteAddr, req.RequestID = scalars[4], scalars[5], scalars[6]
+	r.u32()
+	if nh > 0 {
+		req.Header = Header(fields[:nh:nh])
+		r.fields(req.Header)
+	}
+	r.u32()
+	if nv > 0 {
+		req.Vars = Vars(fields[nh:])
+		r.fields(req.Vars)
+	}
 	body := r.str()
 	if r.err != nil {
 		return nil, r.err
