@@ -192,7 +192,7 @@ func validHeaderValue(b []byte) bool {
 func (f *Function) newInstance(ctx context.Context, m *module) (*instance, *Error) {
 	out := &capture{}
 	cfg := f.base.WithStdout(out).WithStderr(out).WithStartFunctions(exportInitialize)
-	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
+	mod, err := m.rt.InstantiateModule(withMemoryAllocator(ctx), m.compiled, cfg)
 	f.e.instantiations.Add(1)
 	if err != nil {
 		var size uint32
@@ -232,8 +232,9 @@ func (f *Function) invokeReactor(ctx context.Context, m *module, req *Request) (
 	inst.out.reset()
 	resp, ierr := f.callReactor(ctx, inst, req)
 	inst.uses++
-	f.putInstance(m, inst, ierr == nil)
+	// Log before the instance goes back: the next invocation resets out.
 	f.logGuest(ctx, req, inst.out, ierr)
+	f.putInstance(m, inst, ierr == nil)
 	if ierr != nil {
 		return nil, ierr
 	}

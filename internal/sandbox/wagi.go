@@ -58,7 +58,7 @@ func (f *Function) invokeWagi(ctx context.Context, m *module, req *Request) (*Re
 	}
 
 	f.e.busy.Add(1)
-	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg) // runs _start
+	mod, err := m.rt.InstantiateModule(withMemoryAllocator(ctx), m.compiled, cfg) // runs _start
 	f.e.busy.Add(-1)
 	f.e.instantiations.Add(1)
 	var memSize uint32
