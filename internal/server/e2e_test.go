@@ -29,6 +29,10 @@ import (
 var artifacts string
 
 func TestMain(m *testing.M) {
+	// The crash test re-executes this binary as a warden server process.
+	if args := os.Getenv("WARDEN_TEST_SERVER_ARGS"); args != "" {
+		os.Exit(cli.Main(strings.Split(args, "\x1f"), os.Stdout, os.Stderr))
+	}
 	dir, err := os.MkdirTemp("", "warden-e2e-*")
 	if err != nil {
 		panic(err)
@@ -136,18 +140,25 @@ func start(t *testing.T, data string) *instance {
 	}
 	in := &instance{t: t, data: data, srv: srv, done: make(chan error, 1)}
 	go func() { in.done <- srv.Serve() }()
-	pool, err := pki.CertPool(filepath.Join(data, "tls", pki.CAFile))
+	in.setClient(t)
+	t.Cleanup(func() { in.stop() })
+	return in
+}
+
+// setClient makes an HTTPS client trusting the data dir's CA and reads the
+// admin token.
+func (in *instance) setClient(t *testing.T) {
+	t.Helper()
+	pool, err := pki.CertPool(filepath.Join(in.data, "tls", pki.CAFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	in.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 30 * time.Second}
-	tok, err := os.ReadFile(filepath.Join(data, "admin.token"))
+	tok, err := os.ReadFile(filepath.Join(in.data, "admin.token"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	in.token = strings.TrimSpace(string(tok))
-	t.Cleanup(func() { in.stop() })
-	return in
 }
 
 func (in *instance) stop() { in.once.Do(in.shutdown) }
@@ -166,8 +177,13 @@ func (in *instance) shutdown() {
 
 // cli runs the warden command line against this instance.
 func (in *instance) cli(args ...string) (stdout, stderr string, code int) {
+	return in.cliAt(in.srv.AdminAddr(), args...)
+}
+
+// cliAt runs the command line against the admin API at addr.
+func (in *instance) cliAt(addr string, args ...string) (stdout, stderr string, code int) {
 	var o, e bytes.Buffer
-	full := append([]string{"--server", "https://" + in.srv.AdminAddr(), "--data-dir", in.data}, args...)
+	full := append([]string{"--server", "https://" + addr, "--data-dir", in.data}, args...)
 	code = cli.Main(full, &o, &e)
 	return o.String(), e.String(), code
 }
