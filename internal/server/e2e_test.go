@@ -290,7 +290,7 @@ func (in *instance) waitEvent(typ string, ok func(events.Event) bool) events.Eve
 const attackManifest = `name: attack
 abi: wagi
 artifact: ./attack.wasm
-limits: {memory: 32MiB, timeout: 1s, concurrency: 2, requestBody: 1KiB, responseBody: 64KiB}
+limits: {memory: 32MiB, timeout: 3s, concurrency: 2, requestBody: 1KiB, responseBody: 64KiB}
 http:
   - route: "/attack"
     auth: none

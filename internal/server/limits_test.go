@@ -36,7 +36,7 @@ func TestLimitsThroughGateway(t *testing.T) {
 		event       string
 		maxTime     time.Duration
 	}{
-		{"infinite loop", "t=loop", "", http.StatusGatewayTimeout, events.TypeLimitTimeout, 5 * time.Second},
+		{"infinite loop", "t=loop", "", http.StatusGatewayTimeout, events.TypeLimitTimeout, 10 * time.Second},
 		{"allocate past the ceiling", "t=alloc", "", http.StatusBadGateway, events.TypeLimitMemory, 10 * time.Second},
 		{"100 MB response", "t=big", "", http.StatusBadGateway, events.TypeLimitResponse, 10 * time.Second},
 		{"panic", "t=panic", "", http.StatusBadGateway, events.TypeFunctionTrap, 10 * time.Second},
@@ -51,8 +51,12 @@ func TestLimitsThroughGateway(t *testing.T) {
 			}
 			t0 := time.Now()
 			p := wantProblem(t, in.public(method, "/attack?"+c.query, body, nil), c.status)
-			if d := time.Since(t0); d > c.maxTime {
+			d := time.Since(t0)
+			if d > c.maxTime {
 				t.Fatalf("took %s, want under %s", d, c.maxTime)
+			}
+			if c.event == events.TypeLimitTimeout && d < 3*time.Second {
+				t.Fatalf("stopped after %s, before the 3s deadline", d)
 			}
 			e := in.waitEvent(c.event, func(e events.Event) bool { return e.RequestID == p.RequestID })
 			if e.Function != "attack" || e.Namespace != "default" || e.Version != 1 || e.SourceIP != "127.0.0.1" {
@@ -66,7 +70,7 @@ func TestLimitsThroughGateway(t *testing.T) {
 		// Two slow calls fill the limit of 2; a third is refused at once.
 		slow := fixture(t, "attack", func(m string) string {
 			m = strings.Replace(m, "name: attack", "name: slow", 1)
-			m = strings.Replace(m, "timeout: 1s", "timeout: 20s", 1)
+			m = strings.Replace(m, "timeout: 3s", "timeout: 20s", 1)
 			return strings.Replace(m, `route: "/attack"`, `route: "/slow"`, 1)
 		})
 		in.mustCLI("deploy", "-f", slow)
@@ -111,7 +115,7 @@ func TestLimitsThroughGateway(t *testing.T) {
 // completes, and its answer reaches the client.
 func TestGracefulShutdown(t *testing.T) {
 	in := start(t, t.TempDir())
-	in.mustCLI("deploy", "-f", fixture(t, "attack", func(m string) string { return strings.Replace(m, "timeout: 1s", "timeout: 5s", 1) }))
+	in.mustCLI("deploy", "-f", fixture(t, "attack", func(m string) string { return strings.Replace(m, "timeout: 3s", "timeout: 5s", 1) }))
 	type result struct {
 		status int
 		body   string
