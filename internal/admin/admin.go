@@ -41,11 +41,12 @@ const (
 	PermInvoke   = "functions:invoke"
 	PermEvents   = "events:read"
 	PermMetadata = "api:read"
+	PermKeys     = "keys:manage"
 )
 
 // rolePerms maps roles to permissions.
 var rolePerms = map[string][]string{
-	auth.RoleAdmin: {PermRead, PermDeploy, PermDelete, PermInvoke, PermEvents, PermMetadata},
+	auth.RoleAdmin: {PermRead, PermDeploy, PermDelete, PermInvoke, PermEvents, PermMetadata, PermKeys},
 }
 
 // Config configures the admin API. Every field but Logger is required.
@@ -53,6 +54,7 @@ type Config struct {
 	Deploy  *deploy.Service
 	Store   store.Store
 	Auth    *auth.Admin
+	Keys    *auth.APIKeys
 	Events  events.Emitter
 	Flusher interface{ Flush(context.Context) error } // makes emitted events visible to queries
 	Logger  *slog.Logger
@@ -108,6 +110,9 @@ func (a *API) Routes() []Route {
 		{"POST /v1/functions/{namespace}/{name}/rollback", PermDeploy, "Activate an earlier version", a.rollback},
 		{"POST /v1/functions/{namespace}/{name}/invoke", PermInvoke, "Invoke the active version", a.invoke},
 		{"GET /v1/events", PermEvents, "Query or follow the event log", a.events},
+		{"POST /v1/keys", PermKeys, "Create an API key (the key is in this answer only)", a.createKey},
+		{"GET /v1/keys", PermKeys, "List API keys (never their secrets)", a.listKeys},
+		{"DELETE /v1/keys/{id}", PermKeys, "Revoke an API key", a.revokeKey},
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"warden/internal/store"
@@ -25,13 +24,17 @@ import (
 // Role names. Issue-level roles beyond admin arrive with users.
 const RoleAdmin = "admin"
 
-// Admin token layout: "wdn_adm_" + 12 hex id + "_" + 43 base64url secret.
-// The id lets a token be named in events and revoked without its secret.
+// Token layout: a kind prefix ("wdn_adm_" admin, "wdn_key_" API key) + 12
+// hex id + "_" + 43 base64url secret. The id lets a credential be named in
+// events and revoked without its secret; the prefix keeps an API key from
+// ever being accepted as an admin token and the other way round.
 const (
 	adminPrefix = "wdn_adm_"
+	keyPrefix   = "wdn_key_"
+	prefixLen   = 8
 	idLen       = 12
 	secretLen   = 43 // base64url, no padding, of 32 random bytes
-	tokenLen    = len(adminPrefix) + idLen + 1 + secretLen
+	tokenLen    = prefixLen + idLen + 1 + secretLen
 )
 
 // ErrInvalidCredential is returned for any credential that does not verify:
@@ -49,6 +52,12 @@ type Principal struct {
 // NewAdminToken returns a token and the credential record to store for it.
 // The token is shown once; only Credential.Hash is kept.
 func NewAdminToken(name, role string, now time.Time) (token string, c store.Credential, err error) {
+	token, c, err = newToken(adminPrefix, now)
+	c.Kind, c.Name, c.Role = store.KindAdmin, name, role
+	return token, c, err
+}
+
+func newToken(prefix string, now time.Time) (token string, c store.Credential, err error) {
 	var idb [idLen / 2]byte
 	var sec [32]byte
 	if _, err := rand.Read(idb[:]); err != nil {
@@ -60,21 +69,31 @@ func NewAdminToken(name, role string, now time.Time) (token string, c store.Cred
 	id := hex.EncodeToString(idb[:])
 	secret := base64.RawURLEncoding.EncodeToString(sec[:])
 	h := sha256.Sum256([]byte(secret))
-	return adminPrefix + id + "_" + secret, store.Credential{ID: id, Hash: h[:], Name: name, Role: role, CreatedAt: now.UTC()}, nil
+	return prefix + id + "_" + secret, store.Credential{ID: id, Hash: h[:], CreatedAt: now.UTC()}, nil
 }
 
-// ParseAdminToken splits a token into id and secret without verifying it.
+// ParseAdminToken splits an admin token into id and secret without verifying it.
 func ParseAdminToken(token string) (id, secret string, ok bool) {
-	if len(token) != tokenLen || !strings.HasPrefix(token, adminPrefix) || token[len(adminPrefix)+idLen] != '_' {
+	return parseToken(token, adminPrefix)
+}
+
+func parseToken(token, prefix string) (id, secret string, ok bool) {
+	if len(token) != tokenLen || token[:prefixLen] != prefix || token[prefixLen+idLen] != '_' {
 		return "", "", false
 	}
-	id = token[len(adminPrefix) : len(adminPrefix)+idLen]
+	id = token[prefixLen : prefixLen+idLen]
 	for _, c := range id {
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
 			return "", "", false
 		}
 	}
-	return id, token[len(adminPrefix)+idLen+1:], true
+	return id, token[prefixLen+idLen+1:], true
+}
+
+// matches reports, in constant time, whether secret hashes to c.Hash.
+func matches(c store.Credential, secret string) bool {
+	h := sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(h[:], c.Hash) == 1
 }
 
 // Admin verifies admin tokens against the store.
@@ -97,8 +116,7 @@ func (a *Admin) Verify(ctx context.Context, token string) (p Principal, idHint s
 		// Fail closed: the store could not answer.
 		return p, id, fmt.Errorf("look up credential: %w", err)
 	}
-	h := sha256.Sum256([]byte(secret))
-	if subtle.ConstantTimeCompare(h[:], c.Hash) != 1 || c.RevokedAt != nil {
+	if !matches(c, secret) || c.RevokedAt != nil || c.Kind != store.KindAdmin {
 		return p, id, ErrInvalidCredential
 	}
 	return Principal{ID: c.ID, Name: c.Name, Role: c.Role}, id, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,15 +13,22 @@ import (
 
 // memCreds is a minimal in-memory store.Credentials for these tests.
 type memCreds struct {
-	m   map[string]store.Credential
-	err error
+	mu    sync.Mutex
+	m     map[string]store.Credential
+	err   error
+	reads int
 }
 
 func (s *memCreds) CreateCredential(_ context.Context, c store.Credential) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.m[c.ID] = c
 	return nil
 }
 func (s *memCreds) Credential(_ context.Context, id string) (store.Credential, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
 	if s.err != nil {
 		return store.Credential{}, s.err
 	}
@@ -32,6 +40,8 @@ func (s *memCreds) Credential(_ context.Context, id string) (store.Credential, e
 }
 func (s *memCreds) ListCredentials(context.Context) ([]store.Credential, error) { return nil, nil }
 func (s *memCreds) RevokeCredential(_ context.Context, id string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	c := s.m[id]
 	c.RevokedAt = &at
 	s.m[id] = c
@@ -80,7 +90,9 @@ func TestAdminTokenVerify(t *testing.T) {
 		t.Fatalf("Verify(revoked) err = %v, want ErrInvalidCredential", err)
 	}
 	// Fail closed: a store error is an error, never a pass.
+	st.mu.Lock()
 	st.err = errors.New("disk on fire")
+	st.mu.Unlock()
 	if _, _, err := a.Verify(context.Background(), other); err == nil || errors.Is(err, ErrInvalidCredential) {
 		t.Fatalf("Verify with a failing store err = %v, want a non-credential error", err)
 	}
@@ -113,4 +125,16 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func (s *memCreds) TouchCredential(_ context.Context, id string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.m[id]
+	if !ok {
+		return store.ErrNotFound
+	}
+	c.LastUsedAt = &at
+	s.m[id] = c
+	return nil
 }

@@ -70,6 +70,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		invokeCmd(g, stdout),
 		rollbackCmd(g, stdout),
 		eventsCmd(g, stdout),
+		keysCmd(g, stdout),
 	)
 	// Argument-count errors are usage errors too.
 	var wrap func(c *cobra.Command)

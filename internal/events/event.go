@@ -31,6 +31,8 @@ const (
 	TypeLimitResponse    = "limit.response_body"
 	TypeFunctionTrap     = "function.trap" // a guest trapped, panicked or exited abnormally
 	TypeRouteAuth        = "route.auth"    // a function route refused or accepted a caller
+	TypeAPIKeyCreate     = "apikey.create" // an API key was issued
+	TypeAPIKeyRevoke     = "apikey.revoke" // an API key was revoked
 )
 
 // Event is one security-relevant decision. Field names follow the Elastic

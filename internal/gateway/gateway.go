@@ -7,6 +7,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"warden/internal/auth"
 	"warden/internal/deploy"
 	"warden/internal/events"
 	"warden/internal/manifest"
@@ -29,10 +31,16 @@ type Routes interface {
 	Routes() *router.Table[*deploy.Active]
 }
 
-// Config configures the gateway. Routes and Events are required.
+// Keys verifies API keys; *auth.APIKeys implements it.
+type Keys interface {
+	Verify(ctx context.Context, token string) (auth.Identity, error)
+}
+
+// Config configures the gateway. Routes, Events and Keys are required.
 type Config struct {
 	Routes Routes
 	Events events.Emitter
+	Keys   Keys
 	Logger *slog.Logger
 }
 
@@ -76,7 +84,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	a, route := entry.Target, entry.Route
 
-	if !g.authenticate(w, r, a, route) {
+	id, ok := g.authenticate(w, r, a, route)
+	if !ok {
 		return
 	}
 
@@ -110,6 +119,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		RequestID: reqid.From(r.Context()),
 		Vars:      map[string]string{"route": route.Pattern, "auth": route.Auth},
 	}
+	if id.ID != "" {
+		req.Vars["identity"] = id.Method + ":" + id.ID
+		req.Vars["subject"] = id.Subject
+		req.Vars["scopes"] = strings.Join(id.Scopes, " ")
+	}
 	if r.TLS == nil {
 		req.Scheme = "http"
 	}
@@ -121,17 +135,60 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	WriteResponse(w, resp)
 }
 
-// authenticate applies the route's auth. Until API keys and token issuers
-// exist, every route whose auth is not "none" is refused: deny by default.
-func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, a *deploy.Active, route manifest.Route) bool {
-	if route.Auth == manifest.AuthNone {
-		return true
+// authenticate applies the route's auth and returns the verified identity.
+// Refusals are events; successes are not (a busy route would flood the log;
+// a key's last use is recorded instead). jwt and mtls routes are refused
+// until their verifiers are wired in: deny by default.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, a *deploy.Active, route manifest.Route) (auth.Identity, bool) {
+	switch route.Auth {
+	case manifest.AuthNone:
+		return auth.Identity{}, true
+	case manifest.AuthAPIKey:
+		token := bearerOrKey(r)
+		if token == "" {
+			g.deny(w, r, a, http.StatusUnauthorized, "", "no API key", "an API key is required (Authorization: Bearer or X-API-Key)")
+			return auth.Identity{}, false
+		}
+		id, err := g.cfg.Keys.Verify(r.Context(), token)
+		if err != nil {
+			if !errors.Is(err, auth.ErrInvalidCredential) {
+				g.log.Error("API key check failed", "request_id", reqid.From(r.Context()), "err", err)
+				g.emit(r, a, events.TypeRouteAuth, events.OutcomeFailure, "key check failed", "")
+				problem.Write(w, r, http.StatusServiceUnavailable, "credentials cannot be checked right now")
+				return auth.Identity{}, false
+			}
+			g.deny(w, r, a, http.StatusUnauthorized, auth.KeyID(token), err.Error(), "the API key is not valid")
+			return auth.Identity{}, false
+		}
+		if missing, ok := id.HasScopes(route.Scopes); !ok {
+			g.emit(r, a, events.TypeRouteAuth, events.OutcomeDenied, "missing scope "+missing, "apikey:"+id.ID)
+			problem.Write(w, r, http.StatusForbidden, "the API key lacks the scope "+missing)
+			return auth.Identity{}, false
+		}
+		return id, true
+	default:
+		g.deny(w, r, a, http.StatusUnauthorized, "", "route requires "+route.Auth+" authentication, which this server cannot verify yet", "authentication required")
+		return auth.Identity{}, false
 	}
-	reason := "route requires " + route.Auth + " authentication, which this server cannot verify yet"
-	g.emit(r, a, events.TypeRouteAuth, events.OutcomeDenied, reason)
+}
+
+// deny answers 401 with a challenge and emits the refusal.
+func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, a *deploy.Active, status int, keyID, reason, detail string) {
+	actor := ""
+	if keyID != "" {
+		actor = "apikey:" + keyID
+	}
+	g.emit(r, a, events.TypeRouteAuth, events.OutcomeDenied, reason, actor)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
-	problem.Write(w, r, http.StatusUnauthorized, "authentication required")
-	return false
+	problem.Write(w, r, status, detail)
+}
+
+// bearerOrKey returns the credential a client sent, or "".
+func bearerOrKey(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return strings.TrimSpace(r.Header.Get("X-API-Key"))
 }
 
 // InvokeError maps a sandbox failure to the status, event type and client
@@ -171,20 +228,20 @@ func (g *Gateway) invokeFailed(w http.ResponseWriter, r *http.Request, a *deploy
 	if status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")
 	}
-	g.emit(r, a, typ, events.OutcomeDenied, reason)
+	g.emit(r, a, typ, events.OutcomeDenied, reason, "")
 	g.log.Debug("invocation failed", "function", a.Key(), "version", a.Version.Version, "request_id", reqid.From(r.Context()), "err", err)
 	problem.Write(w, r, status, detail)
 }
 
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, a *deploy.Active, status int, typ, detail string) {
-	g.emit(r, a, typ, events.OutcomeDenied, detail)
+	g.emit(r, a, typ, events.OutcomeDenied, detail, "")
 	w.Header().Set("Connection", "close") // the unread body stays unread
 	problem.Write(w, r, status, detail)
 }
 
-func (g *Gateway) emit(r *http.Request, a *deploy.Active, typ, outcome, reason string) {
+func (g *Gateway) emit(r *http.Request, a *deploy.Active, typ, outcome, reason, actor string) {
 	g.cfg.Events.Emit(events.Event{
-		Type: typ, Outcome: outcome, Reason: reason,
+		Type: typ, Outcome: outcome, Reason: reason, Actor: actor,
 		SourceIP: secheaders.ClientIP(r), RequestID: reqid.From(r.Context()),
 		Namespace: a.Version.Namespace, Function: a.Version.Name, Version: a.Version.Version,
 	})

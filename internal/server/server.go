@@ -116,8 +116,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 		s.tlsOn = true
 	}
 
-	gw := gateway.New(gateway.Config{Routes: s.deploy, Events: s.rec, Logger: log})
-	api := admin.New(admin.Config{Deploy: s.deploy, Store: s.store, Auth: &auth.Admin{Store: s.store}, Events: s.rec, Flusher: s.rec, Logger: log})
+	keys := &auth.APIKeys{Store: s.store}
+	gw := gateway.New(gateway.Config{Routes: s.deploy, Events: s.rec, Keys: keys, Logger: log})
+	api := admin.New(admin.Config{Deploy: s.deploy, Store: s.store, Auth: &auth.Admin{Store: s.store}, Keys: keys, Events: s.rec, Flusher: s.rec, Logger: log})
 	s.public = newHTTPServer(gw.Handler(), tlsCfg, log)
 	s.adminSrv = newHTTPServer(api.Handler(), tlsCfg, log)
 
@@ -171,8 +172,10 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list credentials: %w", err)
 	}
-	if len(creds) > 0 {
-		return nil
+	for _, c := range creds {
+		if c.Kind == store.KindAdmin {
+			return nil
+		}
 	}
 	token, c, err := auth.NewAdminToken("bootstrap", auth.RoleAdmin, time.Now())
 	if err != nil {

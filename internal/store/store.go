@@ -105,29 +105,41 @@ type Functions interface {
 	DeleteFunction(ctx context.Context, namespace, name string) error
 }
 
-// Credential is a hashed admin credential. The plaintext is never stored.
+// Credential kinds.
+const (
+	KindAdmin  = "admin"  // an admin API token
+	KindAPIKey = "apikey" // a function-route API key
+)
+
+// Credential is a hashed credential: an admin token or an API key. The
+// plaintext is never stored.
 type Credential struct {
-	ID        string     `json:"id"`   // public identifier, part of the token
-	Hash      []byte     `json:"-"`    // sha256 of the token's secret part
-	Name      string     `json:"name"` // e.g. "bootstrap"
-	Role      string     `json:"role"`
-	CreatedAt time.Time  `json:"createdAt"`
-	RevokedAt *time.Time `json:"revokedAt,omitempty"`
+	ID         string     `json:"id"`   // public identifier, part of the token
+	Kind       string     `json:"kind"` // KindAdmin (default when empty) or KindAPIKey
+	Hash       []byte     `json:"-"`    // sha256 of the token's secret part
+	Name       string     `json:"name"` // e.g. "bootstrap"
+	Role       string     `json:"role,omitempty"`
+	Scopes     []string   `json:"scopes,omitempty"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	ExpiresAt  *time.Time `json:"expiresAt,omitempty"`
+	RevokedAt  *time.Time `json:"revokedAt,omitempty"`
+	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
 }
 
-// Credentials keeps admin credentials.
+// Credentials keeps credentials.
 type Credentials interface {
-	// CreateCredential stores c. ErrConflict if the id is taken. A zero
-	// CreatedAt is set to the current time.
+	// CreateCredential stores c; ErrConflict if the id exists.
 	CreateCredential(ctx context.Context, c Credential) error
 	// Credential returns the credential with this id, revoked or not, or ErrNotFound.
 	Credential(ctx context.Context, id string) (Credential, error)
-	// ListCredentials returns every credential, revoked or not, ordered by
-	// creation time, then id.
+	// ListCredentials returns every credential, by creation time then id.
 	ListCredentials(ctx context.Context) ([]Credential, error)
-	// RevokeCredential marks a credential revoked at the given time, or
-	// returns ErrNotFound. Revoking twice keeps the first revocation time.
+	// RevokeCredential marks a credential revoked; revoking twice keeps the
+	// first time. ErrNotFound if it does not exist.
 	RevokeCredential(ctx context.Context, id string, at time.Time) error
+	// TouchCredential records that the credential was used at at (it only
+	// moves forward). ErrNotFound if it does not exist.
+	TouchCredential(ctx context.Context, id string, at time.Time) error
 }
 
 // EventQuery selects events. Zero fields do not filter.

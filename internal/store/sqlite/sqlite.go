@@ -11,7 +11,8 @@
 // same tables and columns: TEXT, INTEGER, BIGINT and BLOB (bytea) only, and
 // every timestamp is a BIGINT holding Unix nanoseconds in UTC (so times
 // between the years 1678 and 2262 are representable; values are read back in
-// UTC). Tables: artifacts, functions, versions, credentials and events.
+// UTC). Tables: artifacts, functions, versions, credentials (admin tokens
+// and API keys) and events.
 // functions.active_version is 0 while no version has been activated. An event
 // is stored as its JSON encoding (events.Event, without its ID) in
 // events.body, next to indexed copies of the fields queries filter on.
@@ -496,15 +497,17 @@ func (db *DB) CreateCredential(ctx context.Context, c store.Credential) error {
 	if hash == nil {
 		hash = []byte{}
 	}
-	var revoked any
-	if c.RevokedAt != nil {
-		revoked = c.RevokedAt.UnixNano()
+	kind := c.Kind
+	if kind == "" {
+		kind = store.KindAdmin
 	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
-			`INSERT INTO credentials (id, hash, name, role, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)
+			`INSERT INTO credentials (id, hash, name, role, created_at, revoked_at, kind, scopes, expires_at, last_used_at)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			 ON CONFLICT (id) DO NOTHING`,
-			c.ID, hash, c.Name, c.Role, db.nanos(c.CreatedAt), revoked)
+			c.ID, hash, c.Name, c.Role, db.nanos(c.CreatedAt), optNanos(c.RevokedAt),
+			kind, strings.Join(c.Scopes, " "), optNanos(c.ExpiresAt), optNanos(c.LastUsedAt))
 		if err != nil {
 			return err
 		}
@@ -521,20 +524,35 @@ func (db *DB) CreateCredential(ctx context.Context, c store.Credential) error {
 	return nil
 }
 
-const credentialColumns = `id, hash, name, role, created_at, revoked_at`
+const credentialColumns = `id, hash, name, role, created_at, revoked_at, kind, scopes, expires_at, last_used_at`
+
+// optNanos stores an optional time as NULL or Unix nanoseconds.
+func optNanos(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+func optTime(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromNanos(n.Int64)
+	return &t
+}
 
 func scanCredential(s scanner) (store.Credential, error) {
 	var c store.Credential
 	var created int64
-	var revoked sql.NullInt64
-	if err := s.Scan(&c.ID, &c.Hash, &c.Name, &c.Role, &created, &revoked); err != nil {
+	var scopes string
+	var revoked, expires, used sql.NullInt64
+	if err := s.Scan(&c.ID, &c.Hash, &c.Name, &c.Role, &created, &revoked, &c.Kind, &scopes, &expires, &used); err != nil {
 		return store.Credential{}, err
 	}
 	c.CreatedAt = fromNanos(created)
-	if revoked.Valid {
-		t := fromNanos(revoked.Int64)
-		c.RevokedAt = &t
-	}
+	c.RevokedAt, c.ExpiresAt, c.LastUsedAt = optTime(revoked), optTime(expires), optTime(used)
+	c.Scopes = strings.Fields(scopes)
 	return c, nil
 }
 
@@ -587,6 +605,27 @@ func (db *DB) RevokeCredential(ctx context.Context, id string, at time.Time) err
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: revoke credential %s: %w", id, err)
+	}
+	return nil
+}
+
+// TouchCredential implements store.Credentials.
+func (db *DB) TouchCredential(ctx context.Context, id string, at time.Time) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE credentials SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?`, db.nanos(at), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: touch credential %s: %w", id, err)
 	}
 	return nil
 }

@@ -110,8 +110,8 @@ func TestReopenKeepsDataAndSchema(t *testing.T) {
 		t.Errorf("after reopen Function = %+v, %v; want active version 1", f, err)
 	}
 	var version int64
-	if err := db.r.QueryRowContext(ctx, "SELECT MAX(version_id) FROM goose_db_version").Scan(&version); err != nil || version != 1 {
-		t.Errorf("goose version = %d, %v; want 1", version, err)
+	if err := db.r.QueryRowContext(ctx, "SELECT MAX(version_id) FROM goose_db_version").Scan(&version); err != nil || version != 2 {
+		t.Errorf("goose version = %d, %v; want 2 (the newest migration)", version, err)
 	}
 	if err := db.Check(ctx); err != nil {
 		t.Errorf("Check = %v", err)

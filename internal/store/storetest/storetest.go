@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentCreateVersion", testConcurrentCreateVersion},
 		{"Credentials", testCredentials},
 		{"CredentialErrors", testCredentialErrors},
+		{"APIKeys", testAPIKeys},
 		{"EventsAppendQuery", testEventsAppendQuery},
 		{"EventsTypeFilter", testEventsTypeFilter},
 		{"EventsSince", testEventsSince},
@@ -516,6 +517,44 @@ func credEqual(a, b store.Credential) bool {
 		return false
 	}
 	return a.RevokedAt == nil || a.RevokedAt.Equal(*b.RevokedAt)
+}
+
+func testAPIKeys(t *testing.T, s store.Store) {
+	c := ctx(t)
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	exp := t0.Add(24 * time.Hour)
+	hash := sha256.Sum256([]byte("key secret"))
+	key := store.Credential{ID: "a1", Kind: store.KindAPIKey, Hash: hash[:], Name: "ci",
+		Scopes: []string{"orders:write", "orders:read"}, CreatedAt: t0, ExpiresAt: &exp}
+	if err := s.CreateCredential(c, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateCredential(c, store.Credential{ID: "b1", Hash: hash[:], Name: "admin", Role: "admin", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Credential(c, "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Kind != store.KindAPIKey || !slices.Equal(got.Scopes, key.Scopes) || got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) || got.LastUsedAt != nil {
+		t.Fatalf("Credential(a1) = %+v, want kind, scopes and expiry kept, never used", got)
+	}
+	if got, _ := s.Credential(c, "b1"); got.Kind != store.KindAdmin || got.ExpiresAt != nil || len(got.Scopes) != 0 {
+		t.Fatalf("Credential(b1) = %+v, want an admin credential (the default kind) without expiry or scopes", got)
+	}
+	used := t0.Add(time.Hour)
+	if err := s.TouchCredential(c, "a1", used); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TouchCredential(c, "a1", used.Add(-time.Minute)); err != nil { // never moves back
+		t.Fatal(err)
+	}
+	if got, _ := s.Credential(c, "a1"); got.LastUsedAt == nil || !got.LastUsedAt.Equal(used) {
+		t.Fatalf("LastUsedAt = %v, want %v", got.LastUsedAt, used)
+	}
+	if err := s.TouchCredential(c, "nope", used); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("TouchCredential(nope) = %v, want ErrNotFound", err)
+	}
 }
 
 func testCredentials(t *testing.T, s store.Store) {
