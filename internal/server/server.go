@@ -51,6 +51,8 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+	ctx          context.Context // ends at shutdown: background work stops
+	cancel       context.CancelFunc
 }
 
 // Options are what New needs besides the configuration.
@@ -75,6 +77,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	s = &Server{cfg: cfg, log: log}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			s.closeBackends(context.Background())
@@ -218,12 +221,14 @@ func (s *Server) Deploy() *deploy.Service { return s.deploy }
 func (s *Server) Serve() error {
 	errc := make(chan error, 2)
 	serve := func(srv *http.Server, ln net.Listener) {
-		var err error
 		if s.tlsOn {
-			err = srv.ServeTLS(ln, "", "")
-		} else {
-			err = srv.Serve(ln)
+			// TLS on our own listener, with the server's own config, so
+			// that ticket-key rotation reaches the config in use
+			// (ServeTLS would work on a copy).
+			pki.RotateTickets(s.ctx, srv.TLSConfig, pki.TicketLifetime)
+			ln = tls.NewListener(ln, srv.TLSConfig)
 		}
+		err := srv.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
@@ -261,6 +266,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) closeBackends(ctx context.Context) error {
+	s.cancel()
 	var errs []error
 	if s.deploy != nil {
 		s.deploy.Close()
