@@ -41,6 +41,8 @@ func serverCmd(g *globals, stdout io.Writer) *cobra.Command {
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate (PEM); default: generated in DATA/tls")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "server key (PEM)")
 	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP (loopback addresses only)")
+	f.StringVar(&cfg.ClientCA, "client-ca", "", "PEM file of CAs whose client certificates routes with auth: mtls accept")
+	f.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", cfg.MaxConnsPerIP, "concurrent connections per client IP on each listener (0: no limit)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long to drain in-flight requests on shutdown")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return c

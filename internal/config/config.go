@@ -21,6 +21,8 @@ type Config struct {
 	TLSCert         string        // optional operator-supplied certificate (PEM) ...
 	TLSKey          string        // ... and its key; both or neither
 	InsecureHTTP    bool          // plain HTTP; refused on anything but loopback
+	ClientCA        string        // PEM bundle of CAs whose client certificates routes with auth mtls accept
+	MaxConnsPerIP   int           // concurrent connections per client IP on each listener; 0 = no limit
 	ShutdownTimeout time.Duration // how long graceful shutdown waits for in-flight requests
 }
 
@@ -31,6 +33,7 @@ func Default() Config {
 		Listen:          "127.0.0.1:8443",
 		AdminListen:     "127.0.0.1:8444",
 		ShutdownTimeout: 30 * time.Second,
+		MaxConnsPerIP:   256,
 	}
 }
 
@@ -56,6 +59,12 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.InsecureHTTP && c.ClientCA != "" {
+		errs = append(errs, errors.New("--client-ca needs TLS: it cannot go with --insecure-http"))
+	}
+	if c.MaxConnsPerIP < 0 {
+		errs = append(errs, errors.New("--max-conns-per-ip must not be negative"))
 	}
 	if c.InsecureHTTP && c.TLSCert != "" {
 		errs = append(errs, errors.New("--insecure-http and --tls-cert exclude each other"))

@@ -166,6 +166,21 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, a *deploy
 			return auth.Identity{}, false
 		}
 		return id, true
+	case manifest.AuthMTLS:
+		// The listener asks for a client certificate and verifies it
+		// against --client-ca; a verified chain is the proof.
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+			g.deny(w, r, a, http.StatusUnauthorized, "", "no verified client certificate", "a client certificate from a trusted CA is required")
+			return auth.Identity{}, false
+		}
+		leaf := r.TLS.VerifiedChains[0][0]
+		id := auth.Identity{Method: "mtls", ID: leaf.SerialNumber.Text(16), Subject: leaf.Subject.String()}
+		if len(route.Scopes) > 0 {
+			g.emit(r, a, events.TypeRouteAuth, events.OutcomeDenied, "client certificates carry no scopes", "mtls:"+id.ID)
+			problem.Write(w, r, http.StatusForbidden, "this route needs scopes, which a client certificate does not carry")
+			return auth.Identity{}, false
+		}
+		return id, true
 	default:
 		g.deny(w, r, a, http.StatusUnauthorized, "", "route requires "+route.Auth+" authentication, which this server cannot verify yet", "authentication required")
 		return auth.Identity{}, false

@@ -130,10 +130,19 @@ type instance struct {
 
 func start(t *testing.T, data string) *instance {
 	t.Helper()
+	return startWith(t, data, nil)
+}
+
+// startWith starts a server whose configuration edit may change.
+func startWith(t *testing.T, data string, edit func(*config.Config)) *instance {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = data
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AdminListen = "127.0.0.1:0"
+	if edit != nil {
+		edit(&cfg)
+	}
 	srv, err := server.New(context.Background(), cfg, server.Options{Sandbox: sandbox.Config{CacheDir: filepath.Join(artifacts, "cache")}})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)

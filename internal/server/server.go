@@ -124,6 +124,16 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	api := admin.New(admin.Config{Deploy: s.deploy, Store: s.store, Auth: &auth.Admin{Store: s.store}, Keys: keys, Events: s.rec, Flusher: s.rec, Logger: log})
 	s.public = newHTTPServer(gw.Handler(), tlsCfg, log)
 	s.adminSrv = newHTTPServer(api.Handler(), tlsCfg, log)
+	if cfg.ClientCA != "" {
+		pool, err := pki.CertPool(cfg.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("--client-ca: %w", err)
+		}
+		// Asked for, not required: routes without auth mtls serve
+		// clients that have no certificate.
+		s.public.TLSConfig.ClientAuth = tls.VerifyClientCertIfGiven
+		s.public.TLSConfig.ClientCAs = pool
+	}
 
 	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
