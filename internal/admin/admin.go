@@ -32,29 +32,14 @@ import (
 	"warden/internal/store"
 )
 
-// Permissions a route can require. A role is a set of permissions; the
-// bootstrap admin holds them all.
-const (
-	PermRead     = "functions:read"
-	PermDeploy   = "functions:deploy"
-	PermDelete   = "functions:delete"
-	PermInvoke   = "functions:invoke"
-	PermEvents   = "events:read"
-	PermMetadata = "api:read"
-	PermKeys     = "keys:manage"
-)
-
-// rolePerms maps roles to permissions.
-var rolePerms = map[string][]string{
-	auth.RoleAdmin: {PermRead, PermDeploy, PermDelete, PermInvoke, PermEvents, PermMetadata, PermKeys},
-}
-
 // Config configures the admin API. Every field but Logger is required.
 type Config struct {
 	Deploy  *deploy.Service
 	Store   store.Store
 	Auth    *auth.Admin
 	Keys    *auth.APIKeys
+	Issuers *auth.Issuers
+	Users   *auth.Users // operator accounts, logins and their session tokens
 	Events  events.Emitter
 	Flusher interface{ Flush(context.Context) error } // makes emitted events visible to queries
 	Logger  *slog.Logger
@@ -113,6 +98,17 @@ func (a *API) Routes() []Route {
 		{"POST /v1/keys", PermKeys, "Create an API key (the key is in this answer only)", a.createKey},
 		{"GET /v1/keys", PermKeys, "List API keys (never their secrets)", a.listKeys},
 		{"DELETE /v1/keys/{id}", PermKeys, "Revoke an API key", a.revokeKey},
+		{"POST /v1/login", PermPublic, "Exchange user, password and TOTP code for a session token (in this answer only)", a.login},
+		{"POST /v1/users", PermUsers, "Create a user", a.createUser},
+		{"GET /v1/users", PermUsers, "List users (never their secrets)", a.listUsers},
+		{"DELETE /v1/users/{name}", PermUsers, "Delete a user and end their sessions", a.deleteUser},
+		{"POST /v1/users/{name}/totp", PermMFA, "Start TOTP enrollment (own account, or any with users:manage); the otpauth URI is in this answer only", a.startTOTP},
+		{"POST /v1/users/{name}/totp/verify", PermMFA, "Confirm TOTP enrollment with a first code", a.verifyTOTP},
+		{"DELETE /v1/users/{name}/totp", PermUsers, "Remove a user's TOTP (to enroll a new device)", a.resetTOTP},
+		{"DELETE /v1/tokens/bootstrap", PermTokens, "Revoke the bootstrap admin token (needs an admin user with MFA)", a.revokeBootstrap},
+		{"POST /v1/auth/jwt", PermIssuers, "Trust a JWT issuer (routes name it as auth: jwt:<name>)", a.addIssuer},
+		{"GET /v1/auth/jwt", PermIssuers, "List trusted JWT issuers", a.listIssuers},
+		{"DELETE /v1/auth/jwt/{name}", PermIssuers, "Stop trusting a JWT issuer", a.removeIssuer},
 	}
 }
 
@@ -123,6 +119,10 @@ func (a *API) Handler() http.Handler { return secheaders.Wrap(a.mux) }
 // attempt is an event; the token itself never is.
 func (a *API) guard(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.Permission == PermPublic { // login: it emits its own events
+			rt.handler(w, r)
+			return
+		}
 		ev := events.Event{Type: events.TypeAdminAuth, SourceIP: secheaders.ClientIP(r), RequestID: reqid.From(r.Context()),
 			Labels: map[string]string{"route": rt.Pattern}}
 		token, ok := bearer(r)
@@ -132,7 +132,7 @@ func (a *API) guard(rt Route) http.Handler {
 			unauthorized(w, r)
 			return
 		}
-		p, id, err := a.cfg.Auth.Verify(r.Context(), token)
+		p, id, err := a.verify(r.Context(), token)
 		ev.Actor = id
 		if err != nil {
 			ev.Outcome, ev.Reason = events.OutcomeFailure, "invalid credential"
@@ -158,15 +158,6 @@ func (a *API) guard(rt Route) http.Handler {
 		a.cfg.Events.Emit(ev)
 		rt.handler(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
-}
-
-func allowed(role, perm string) bool {
-	for _, p := range rolePerms[role] {
-		if p == perm {
-			return true
-		}
-	}
-	return false
 }
 
 func bearer(r *http.Request) (string, bool) {

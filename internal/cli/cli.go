@@ -71,6 +71,10 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		rollbackCmd(g, stdout),
 		eventsCmd(g, stdout),
 		keysCmd(g, stdout),
+		authCmd(g, stdout),
+		usersCmd(g, stdout),
+		loginCmd(g, stdout),
+		tokensCmd(g, stdout),
 	)
 	// Argument-count errors are usage errors too.
 	var wrap func(c *cobra.Command)

@@ -33,18 +33,29 @@ type client struct {
 
 // newClient resolves the server, credential and CA: flags, then the
 // environment, then the local data directory.
-func (g *globals) newClient() (*client, error) {
+func (g *globals) newClient() (*client, error) { return g.newClientAuth(true) }
+
+// sessionTokenFile is where `warden login --save` keeps a session token.
+const sessionTokenFile = "session.token"
+
+// newClientAuth is newClient; without needToken a missing credential is not
+// an error (for login, the one route that needs none). The credential is
+// --token, then WARDEN_TOKEN, then DATA/session.token, then DATA/admin.token.
+func (g *globals) newClientAuth(needToken bool) (*client, error) {
 	server := first(g.server, os.Getenv("WARDEN_SERVER"), "https://127.0.0.1:8444")
 	token := first(g.token, os.Getenv("WARDEN_TOKEN"))
 	cacert := first(g.cacert, os.Getenv("WARDEN_CACERT"))
-	data := first(g.data, os.Getenv("WARDEN_DATA"), "./warden-data")
-	if token == "" {
-		if b, err := os.ReadFile(filepath.Join(data, "admin.token")); err == nil {
+	data := g.dataDir()
+	for _, f := range []string{sessionTokenFile, "admin.token"} {
+		if token != "" {
+			break
+		}
+		if b, err := os.ReadFile(filepath.Join(data, f)); err == nil {
 			token = strings.TrimSpace(string(b))
 		}
 	}
-	if token == "" {
-		return nil, usageErr("no admin credential: pass --token, set WARDEN_TOKEN, or run where ./warden-data (or --data DIR) holds admin.token")
+	if token == "" && needToken {
+		return nil, usageErr("no admin credential: pass --token, set WARDEN_TOKEN, run warden login --save, or run where ./warden-data (or --data DIR) holds admin.token")
 	}
 	if cacert == "" {
 		if p := filepath.Join(data, "tls", pki.CAFile); fileExists(p) {
@@ -62,6 +73,9 @@ func (g *globals) newClient() (*client, error) {
 	}
 	return &client{base: strings.TrimRight(server, "/"), token: token, http: &http.Client{Transport: tr}}, nil
 }
+
+// dataDir is the local data directory: --data, WARDEN_DATA or ./warden-data.
+func (g *globals) dataDir() string { return first(g.data, os.Getenv("WARDEN_DATA"), "./warden-data") }
 
 func first(vals ...string) string {
 	for _, v := range vals {
@@ -126,7 +140,9 @@ func (c *client) send(ctx context.Context, method, path, contentType string, bod
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}

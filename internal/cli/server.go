@@ -43,6 +43,9 @@ func serverCmd(g *globals, stdout io.Writer) *cobra.Command {
 	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP (loopback addresses only)")
 	f.StringVar(&cfg.ClientCA, "client-ca", "", "PEM file of CAs whose client certificates routes with auth: mtls accept")
 	f.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", cfg.MaxConnsPerIP, "concurrent connections per client IP on each listener (0: no limit)")
+	f.IntVar(&cfg.IPRate, "ip-rate", cfg.IPRate, "requests per second per client IP, burst twice that (0: off)")
+	f.IntVar(&cfg.KeyRate, "key-rate", cfg.KeyRate, "requests per second per API key or token subject, burst twice that (0: off)")
+	f.StringVar(&cfg.RedisURL, "redis", "", "Redis URL for rate limits shared by several nodes (default: in memory)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long to drain in-flight requests on shutdown")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return c

@@ -23,6 +23,9 @@ type Config struct {
 	InsecureHTTP    bool          // plain HTTP; refused on anything but loopback
 	ClientCA        string        // PEM bundle of CAs whose client certificates routes with auth mtls accept
 	MaxConnsPerIP   int           // concurrent connections per client IP on each listener; 0 = no limit
+	IPRate          int           // requests per second per client IP on the public listener, burst twice that; 0 = off
+	KeyRate         int           // requests per second per credential (API key, token subject), burst twice that; 0 = off
+	RedisURL        string        // shared rate-limit state for several nodes; "" = in memory
 	ShutdownTimeout time.Duration // how long graceful shutdown waits for in-flight requests
 }
 
@@ -34,6 +37,8 @@ func Default() Config {
 		AdminListen:     "127.0.0.1:8444",
 		ShutdownTimeout: 30 * time.Second,
 		MaxConnsPerIP:   256,
+		IPRate:          200,
+		KeyRate:         1000,
 	}
 }
 
@@ -62,6 +67,9 @@ func (c Config) Validate() error {
 	}
 	if c.InsecureHTTP && c.ClientCA != "" {
 		errs = append(errs, errors.New("--client-ca needs TLS: it cannot go with --insecure-http"))
+	}
+	if c.IPRate < 0 || c.KeyRate < 0 {
+		errs = append(errs, errors.New("--ip-rate and --key-rate must not be negative"))
 	}
 	if c.MaxConnsPerIP < 0 {
 		errs = append(errs, errors.New("--max-conns-per-ip must not be negative"))

@@ -27,12 +27,18 @@ const (
 	TypeLimitMemory      = "limit.memory"       // a guest hit its memory ceiling
 	TypeLimitTimeout     = "limit.timeout"      // a guest ran past its deadline
 	TypeLimitConcurrency = "limit.concurrency"  // an invocation refused: too many in flight
+	TypeLimitRate        = "limit.rate"         // a rate limit refused a client (once per client per minute)
+	TypeLimitConnections = "limit.connections"  // connections refused: too many from one address (once per minute)
+	TypeRateLimitBackend = "ratelimit.backend"  // the shared limiter became unreachable (failure) or came back (success)
 	TypeLimitRequestBody = "limit.request_body" // a request body over the limit
 	TypeLimitResponse    = "limit.response_body"
 	TypeFunctionTrap     = "function.trap" // a guest trapped, panicked or exited abnormally
 	TypeRouteAuth        = "route.auth"    // a function route refused or accepted a caller
 	TypeAPIKeyCreate     = "apikey.create" // an API key was issued
 	TypeAPIKeyRevoke     = "apikey.revoke" // an API key was revoked
+	TypeDLP              = "dlp.response"  // a response held sensitive data: redacted (success) or blocked (denied)
+	TypeIssuerAdd        = "issuer.add"    // a trusted JWT issuer was added
+	TypeIssuerRemove     = "issuer.remove" // a trusted JWT issuer was removed
 )
 
 // Event is one security-relevant decision. Field names follow the Elastic

@@ -14,12 +14,15 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"warden/internal/auth"
 	"warden/internal/deploy"
+	"warden/internal/dlp"
 	"warden/internal/events"
 	"warden/internal/manifest"
 	"warden/internal/problem"
+	"warden/internal/ratelimit"
 	"warden/internal/reqid"
 	"warden/internal/router"
 	"warden/internal/sandbox"
@@ -36,18 +39,32 @@ type Keys interface {
 	Verify(ctx context.Context, token string) (auth.Identity, error)
 }
 
-// Config configures the gateway. Routes, Events and Keys are required.
+// Issuers verifies JWTs from trusted issuers; *auth.Issuers implements it.
+type Issuers interface {
+	VerifyJWT(ctx context.Context, issuer, token string) (auth.Identity, error)
+}
+
+// Config configures the gateway. Routes, Events, Keys, Issuers and
+// Limiter are required.
 type Config struct {
-	Routes Routes
-	Events events.Emitter
-	Keys   Keys
-	Logger *slog.Logger
+	Routes  Routes
+	Events  events.Emitter
+	Keys    Keys
+	Issuers Issuers
+	Limiter ratelimit.Limiter
+	// IPRule limits every client IP across all routes, before routing;
+	// KeyRule limits every credential across all routes. Zero Rate: off.
+	IPRule, KeyRule ratelimit.Rule
+	Logger          *slog.Logger
+	Now             func() time.Time // default time.Now (event throttling)
 }
 
 // Gateway is the public request path. Safe for concurrent use.
 type Gateway struct {
-	cfg Config
-	log *slog.Logger
+	cfg      Config
+	log      *slog.Logger
+	dlp      *dlp.Scanner
+	throttle *ratelimit.Throttle // one limit event per client key per minute
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -58,13 +75,21 @@ func New(cfg Config) *Gateway {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Gateway{cfg: cfg, log: log}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Gateway{cfg: cfg, log: log, dlp: dlp.New(dlp.Options{}),
+		throttle: ratelimit.NewThrottle(time.Minute, ratelimit.DefaultThrottleKeys)}
 }
 
 // Handler returns the complete public handler, security headers included.
 func (g *Gateway) Handler() http.Handler { return secheaders.Wrap(g) }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ip := secheaders.ClientIP(r)
+	if g.cfg.IPRule.Rate > 0 && !g.limit(w, r, nil, "ip:"+ip, g.cfg.IPRule, "client ip") {
+		return
+	}
 	entry, ok, status, hdr := g.cfg.Routes.Routes().Match(r)
 	if !ok {
 		for k, v := range hdr {
@@ -87,6 +112,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, ok := g.authenticate(w, r, a, route)
 	if !ok {
 		return
+	}
+	if id.ID != "" && g.cfg.KeyRule.Rate > 0 && !g.limit(w, r, a, "cred:"+id.Method+":"+id.ID, g.cfg.KeyRule, "credential") {
+		return
+	}
+	if rl := route.RateLimit; rl != nil {
+		client := "ip:" + ip
+		if id.ID != "" && rl.By != "ip" {
+			client = id.Method + ":" + id.ID
+		}
+		key := "route:" + a.Key() + ":" + route.Pattern + ":" + client
+		if !g.limit(w, r, a, key, ratelimit.Rule{Rate: rl.Rate, Per: rl.Per, Burst: rl.Burst}, "route") {
+			return
+		}
 	}
 
 	limit := a.Manifest.Limits.RequestBody
@@ -132,37 +170,102 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.invokeFailed(w, r, a, err)
 		return
 	}
+	if !g.inspect(w, r, a, route, resp) {
+		return
+	}
 	WriteResponse(w, resp)
+}
+
+// inspect applies the route's dlp setting to a response: redact (the
+// default) replaces sensitive values with a marker, block answers 502
+// instead, off passes. Each hit is an event with kinds and counts, never a
+// value. It reports whether the response may be written.
+func (g *Gateway) inspect(w http.ResponseWriter, r *http.Request, a *deploy.Active, route manifest.Route, resp *sandbox.Response) bool {
+	if route.DLP == "off" || len(resp.Body) == 0 || !textual(resp.Header.Get("Content-Type")) {
+		return true
+	}
+	body, found := g.dlp.Redact(resp.Body)
+	if len(found) == 0 {
+		return true
+	}
+	labels := make(map[string]string, len(found))
+	var kinds []string
+	for _, f := range found {
+		labels["dlp."+string(f.Kind)] = strconv.Itoa(f.Count)
+		kinds = append(kinds, string(f.Kind))
+	}
+	ev := events.Event{Type: events.TypeDLP, Outcome: events.OutcomeSuccess, Reason: "redacted " + strings.Join(kinds, ", "),
+		SourceIP: secheaders.ClientIP(r), RequestID: reqid.From(r.Context()), Labels: labels,
+		Namespace: a.Version.Namespace, Function: a.Version.Name, Version: a.Version.Version}
+	if route.DLP == "block" {
+		ev.Outcome, ev.Reason = events.OutcomeDenied, "blocked: "+strings.Join(kinds, ", ")
+		g.cfg.Events.Emit(ev)
+		problem.Write(w, r, http.StatusBadGateway, "the function's response held sensitive data and was blocked")
+		return false
+	}
+	g.cfg.Events.Emit(ev)
+	resp.Body = body
+	return true
+}
+
+// textual reports whether a response of this media type is inspected:
+// text, JSON, XML and form data, and responses that name no type. Binary
+// bodies pass unchanged: redacting inside them would corrupt them.
+func textual(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	switch {
+	case mt == "", strings.HasPrefix(mt, "text/"),
+		mt == "application/json", strings.HasSuffix(mt, "+json"),
+		mt == "application/xml", strings.HasSuffix(mt, "+xml"),
+		mt == "application/x-www-form-urlencoded", mt == "application/javascript", mt == "application/x-ndjson":
+		return true
+	}
+	return false
 }
 
 // authenticate applies the route's auth and returns the verified identity.
 // Refusals are events; successes are not (a busy route would flood the log;
-// a key's last use is recorded instead). jwt and mtls routes are refused
-// until their verifiers are wired in: deny by default.
+// a key's last use is recorded instead).
 func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, a *deploy.Active, route manifest.Route) (auth.Identity, bool) {
 	switch route.Auth {
 	case manifest.AuthNone:
 		return auth.Identity{}, true
-	case manifest.AuthAPIKey:
-		token := bearerOrKey(r)
+	case manifest.AuthAPIKey, manifest.AuthJWT:
+		var token string
+		if route.Auth == manifest.AuthAPIKey {
+			token = bearerOrKey(r)
+		} else {
+			token = bearer(r)
+		}
 		if token == "" {
-			g.deny(w, r, a, http.StatusUnauthorized, "", "no API key", "an API key is required (Authorization: Bearer or X-API-Key)")
+			g.deny(w, r, a, http.StatusUnauthorized, "", "no credential", "a credential is required (Authorization: Bearer)")
 			return auth.Identity{}, false
 		}
-		id, err := g.cfg.Keys.Verify(r.Context(), token)
+		var id auth.Identity
+		var err error
+		if route.Auth == manifest.AuthAPIKey {
+			id, err = g.cfg.Keys.Verify(r.Context(), token)
+		} else {
+			id, err = g.cfg.Issuers.VerifyJWT(r.Context(), route.Issuer, token)
+		}
 		if err != nil {
 			if !errors.Is(err, auth.ErrInvalidCredential) {
-				g.log.Error("API key check failed", "request_id", reqid.From(r.Context()), "err", err)
-				g.emit(r, a, events.TypeRouteAuth, events.OutcomeFailure, "key check failed", "")
+				g.log.Error("credential check failed", "request_id", reqid.From(r.Context()), "auth", route.Auth, "err", err)
+				g.emit(r, a, events.TypeRouteAuth, events.OutcomeFailure, "credential check failed", "")
 				problem.Write(w, r, http.StatusServiceUnavailable, "credentials cannot be checked right now")
 				return auth.Identity{}, false
 			}
-			g.deny(w, r, a, http.StatusUnauthorized, auth.KeyID(token), err.Error(), "the API key is not valid")
+			actor := ""
+			if route.Auth == manifest.AuthAPIKey {
+				actor = auth.KeyID(token)
+			}
+			g.deny(w, r, a, http.StatusUnauthorized, actor, err.Error(), "the credential is not valid")
 			return auth.Identity{}, false
 		}
 		if missing, ok := id.HasScopes(route.Scopes); !ok {
-			g.emit(r, a, events.TypeRouteAuth, events.OutcomeDenied, "missing scope "+missing, "apikey:"+id.ID)
-			problem.Write(w, r, http.StatusForbidden, "the API key lacks the scope "+missing)
+			g.emit(r, a, events.TypeRouteAuth, events.OutcomeDenied, "missing scope "+missing, id.Method+":"+id.ID)
+			problem.Write(w, r, http.StatusForbidden, "the credential lacks the scope "+missing)
 			return auth.Identity{}, false
 		}
 		return id, true
@@ -181,8 +284,8 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, a *deploy
 			return auth.Identity{}, false
 		}
 		return id, true
-	default:
-		g.deny(w, r, a, http.StatusUnauthorized, "", "route requires "+route.Auth+" authentication, which this server cannot verify yet", "authentication required")
+	default: // the manifest parser admits no other kind; refuse if one appears
+		g.deny(w, r, a, http.StatusUnauthorized, "", "unknown auth kind "+route.Auth, "authentication required")
 		return auth.Identity{}, false
 	}
 }
@@ -198,12 +301,48 @@ func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, a *deploy.Active,
 	problem.Write(w, r, status, detail)
 }
 
-// bearerOrKey returns the credential a client sent, or "".
-func bearerOrKey(r *http.Request) string {
+// bearer returns the Authorization bearer credential, or "".
+func bearer(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
 		return strings.TrimSpace(h[7:])
 	}
+	return ""
+}
+
+// bearerOrKey returns the API key a client sent (bearer or X-API-Key), or "".
+func bearerOrKey(r *http.Request) string {
+	if t := bearer(r); t != "" {
+		return t
+	}
 	return strings.TrimSpace(r.Header.Get("X-API-Key"))
+}
+
+// limit takes a token for key under rule. Over the limit it answers 429
+// with Retry-After and RateLimit-* headers and emits one event per key per
+// minute, so a flood cannot flood the event log. If the limiter cannot
+// decide, it refuses (fail closed). a is nil before routing.
+func (g *Gateway) limit(w http.ResponseWriter, r *http.Request, a *deploy.Active, key string, rule ratelimit.Rule, scope string) bool {
+	d, err := g.cfg.Limiter.Allow(r.Context(), key, rule)
+	if err != nil {
+		g.log.Error("rate limit check failed", "request_id", reqid.From(r.Context()), "scope", scope, "err", err)
+		problem.Write(w, r, http.StatusServiceUnavailable, "the request could not be admitted right now")
+		return false
+	}
+	ratelimit.SetHeaders(w.Header(), d)
+	if d.Allowed {
+		return true
+	}
+	if g.throttle.First(key, g.cfg.Now()) {
+		ev := events.Event{Type: events.TypeLimitRate, Outcome: events.OutcomeDenied,
+			Reason:   scope + " rate limit exceeded (further hits this minute are not logged)",
+			SourceIP: secheaders.ClientIP(r), RequestID: reqid.From(r.Context()), Labels: map[string]string{"limit.scope": scope}}
+		if a != nil {
+			ev.Namespace, ev.Function, ev.Version = a.Version.Namespace, a.Version.Name, a.Version.Version
+		}
+		g.cfg.Events.Emit(ev)
+	}
+	problem.Write(w, r, http.StatusTooManyRequests, scope+" rate limit exceeded")
+	return false
 }
 
 // InvokeError maps a sandbox failure to the status, event type and client

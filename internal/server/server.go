@@ -8,6 +8,8 @@
 package server
 
 import (
+	"github.com/redis/go-redis/v9"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -23,10 +25,12 @@ import (
 	"warden/internal/admin"
 	"warden/internal/auth"
 	"warden/internal/config"
+	"warden/internal/connlimit"
 	"warden/internal/deploy"
 	"warden/internal/events"
 	"warden/internal/gateway"
 	"warden/internal/pki"
+	"warden/internal/ratelimit"
 	"warden/internal/sandbox"
 	"warden/internal/store"
 	"warden/internal/store/sqlite"
@@ -53,6 +57,7 @@ type Server struct {
 	shutdownErr  error
 	ctx          context.Context // ends at shutdown: background work stops
 	cancel       context.CancelFunc
+	closers      []func() error // closed last, after the backends
 }
 
 // Options are what New needs besides the configuration.
@@ -120,8 +125,20 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	}
 
 	keys := &auth.APIKeys{Store: s.store}
-	gw := gateway.New(gateway.Config{Routes: s.deploy, Events: s.rec, Keys: keys, Logger: log})
-	api := admin.New(admin.Config{Deploy: s.deploy, Store: s.store, Auth: &auth.Admin{Store: s.store}, Keys: keys, Events: s.rec, Flusher: s.rec, Logger: log})
+	issuers := &auth.Issuers{Store: s.store}
+	if err := issuers.Load(ctx); err != nil {
+		// Routes of an issuer that no longer builds refuse every token.
+		log.Error("some trusted issuers could not be loaded", "err", err)
+	}
+	limiter, err := s.limiter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	gw := gateway.New(gateway.Config{Routes: s.deploy, Events: s.rec, Keys: keys, Issuers: issuers, Limiter: limiter,
+		IPRule: perSecond(cfg.IPRate), KeyRule: perSecond(cfg.KeyRate), Logger: log})
+	users := &auth.Users{Store: s.store, RequireMFA: admin.RequiresMFA}
+	api := admin.New(admin.Config{Deploy: s.deploy, Store: s.store, Auth: &auth.Admin{Store: s.store}, Keys: keys, Issuers: issuers,
+		Users: users, Events: s.rec, Flusher: s.rec, Logger: log})
 	s.public = newHTTPServer(gw.Handler(), tlsCfg, log)
 	s.adminSrv = newHTTPServer(api.Handler(), tlsCfg, log)
 	if cfg.ClientCA != "" {
@@ -142,7 +159,52 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 		s.publicLn.Close()
 		return nil, fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
 	}
+	// Connection floods from one address: refuse what is over the bound,
+	// one event per address per minute.
+	throttle := ratelimit.NewThrottle(time.Minute, ratelimit.DefaultThrottleKeys)
+	refused := func(listener string) func(ip string) {
+		return func(ip string) {
+			if throttle.First(listener+ip, time.Now()) {
+				s.rec.Emit(events.Event{Type: events.TypeLimitConnections, Outcome: events.OutcomeDenied, SourceIP: ip,
+					Reason: fmt.Sprintf("more than %d connections from one address on the %s listener (further refusals this minute are not logged)", cfg.MaxConnsPerIP, listener)})
+			}
+		}
+	}
+	s.publicLn = connlimit.New(s.publicLn, cfg.MaxConnsPerIP, refused("public"))
+	s.adminLn = connlimit.New(s.adminLn, cfg.MaxConnsPerIP, refused("admin"))
 	return s, nil
+}
+
+// perSecond is a rule of n requests per second with a burst of 2n; 0 is off.
+func perSecond(n int) ratelimit.Rule {
+	if n <= 0 {
+		return ratelimit.Rule{}
+	}
+	return ratelimit.Rule{Rate: n, Per: time.Second, Burst: 2 * n}
+}
+
+// limiter is the in-memory limiter, or with --redis the shared one that
+// falls back to it while Redis is unreachable (and says so in events).
+func (s *Server) limiter(cfg config.Config) (ratelimit.Limiter, error) {
+	local := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	if cfg.RedisURL == "" {
+		return local, nil
+	}
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("--redis: not a Redis URL")
+	}
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
+	client := redis.NewClient(opt)
+	s.closers = append(s.closers, client.Close)
+	return ratelimit.NewFallback(ratelimit.NewRedis(client, ratelimit.RedisOptions{}), local, func(degraded bool, err error) {
+		ev := events.Event{Type: events.TypeRateLimitBackend, Outcome: events.OutcomeSuccess, Reason: "shared rate limits restored"}
+		if degraded {
+			ev.Outcome, ev.Reason = events.OutcomeFailure, "Redis unreachable: rate limits are enforced per node until it returns"
+			s.log.Warn("rate limits fall back to this node", "err", err)
+		}
+		s.rec.Emit(ev)
+	}), nil
 }
 
 // newHTTPServer gets its own copy of the TLS configuration: net/http adds
@@ -289,6 +351,9 @@ func (s *Server) closeBackends(ctx context.Context) error {
 	}
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
+	}
+	for _, c := range s.closers {
+		errs = append(errs, c())
 	}
 	return errors.Join(errs...)
 }

@@ -107,8 +107,9 @@ type Functions interface {
 
 // Credential kinds.
 const (
-	KindAdmin  = "admin"  // an admin API token
-	KindAPIKey = "apikey" // a function-route API key
+	KindAdmin   = "admin"   // an admin API token
+	KindAPIKey  = "apikey"  // a function-route API key
+	KindSession = "session" // an operator's login session (Name: the user, Role: the user's role)
 )
 
 // Credential is a hashed credential: an admin token or an API key. The
@@ -142,6 +143,52 @@ type Credentials interface {
 	TouchCredential(ctx context.Context, id string, at time.Time) error
 }
 
+// User is an operator account. Name is its primary key.
+//
+// # Notes
+//   - PasswordHash is an argon2id PHC string ($argon2id$v=19$m=..,t=..,p=..$salt$hash);
+//     the store keeps it as given and never interprets it.
+//   - TOTPSecret is kept as given (base32); while MFAEnrolled is false a
+//     non-empty secret is an enrollment that has not been confirmed yet.
+//   - TOTPLastStep is the last TOTP time step accepted, so that a code is
+//     never accepted twice.
+//   - FailedAttempts counts consecutive failed logins; LockedUntil, when set,
+//     is the time before which logins are refused.
+//   - Secret fields are never serialised to JSON.
+type User struct {
+	Name           string     `json:"name"`
+	Role           string     `json:"role"`
+	PasswordHash   string     `json:"-"`
+	TOTPSecret     string     `json:"-"`
+	MFAEnrolled    bool       `json:"mfaEnrolled"`
+	TOTPLastStep   int64      `json:"-"`
+	FailedAttempts int        `json:"failedAttempts"`
+	LockedUntil    *time.Time `json:"lockedUntil,omitempty"`
+	CreatedAt      time.Time  `json:"createdAt"`
+}
+
+// Users keeps operator accounts.
+type Users interface {
+	// CreateUser stores u. ErrInvalid for an empty name, role or password
+	// hash; ErrConflict if the name exists. A zero CreatedAt becomes now.
+	CreateUser(ctx context.Context, u User) error
+	// User returns the user with this name, or ErrNotFound.
+	User(ctx context.Context, name string) (User, error)
+	// ListUsers returns every user, ordered by name.
+	ListUsers(ctx context.Context) ([]User, error)
+	// DeleteUser removes a user, or returns ErrNotFound.
+	DeleteUser(ctx context.Context, name string) error
+	// UpdateUser reads the user, calls fn with it and stores the fields fn
+	// changed, in one transaction, so concurrent updates of one user never
+	// lose each other's changes. Name and CreatedAt cannot change. If fn
+	// returns an error nothing is stored and UpdateUser returns that error
+	// (wrapped). It returns the stored user, or ErrNotFound.
+	//
+	// fn must be quick and must not call the store (a backend may hold its
+	// only writer while fn runs).
+	UpdateUser(ctx context.Context, name string, fn func(u *User) error) (User, error)
+}
+
 // EventQuery selects events. Zero fields do not filter.
 type EventQuery struct {
 	Type    string    // exact type, or a prefix ending in "." (e.g. "limit."), compared byte-wise
@@ -173,6 +220,8 @@ type Events interface {
 type Store interface {
 	Functions
 	Credentials
+	Users
+	Issuers
 	Events
 	// Close releases the store. Other calls after Close fail.
 	Close() error

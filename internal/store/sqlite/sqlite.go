@@ -11,8 +11,9 @@
 // same tables and columns: TEXT, INTEGER, BIGINT and BLOB (bytea) only, and
 // every timestamp is a BIGINT holding Unix nanoseconds in UTC (so times
 // between the years 1678 and 2262 are representable; values are read back in
-// UTC). Tables: artifacts, functions, versions, credentials (admin tokens
-// and API keys) and events.
+// UTC). Tables: artifacts, functions, versions, credentials (admin tokens,
+// API keys and login sessions), users (operator accounts; users.go) and
+// events.
 // functions.active_version is 0 while no version has been activated. An event
 // is stored as its JSON encoding (events.Event, without its ID) in
 // events.body, next to indexed copies of the fields queries filter on.

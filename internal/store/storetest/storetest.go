@@ -46,6 +46,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Credentials", testCredentials},
 		{"CredentialErrors", testCredentialErrors},
 		{"APIKeys", testAPIKeys},
+		{"Users", testUsers},
+		{"UserErrors", testUserErrors},
+		{"UpdateUserConcurrent", testUpdateUserConcurrent},
 		{"EventsAppendQuery", testEventsAppendQuery},
 		{"EventsTypeFilter", testEventsTypeFilter},
 		{"EventsSince", testEventsSince},
@@ -869,5 +872,162 @@ func testEventsZeroTime(t *testing.T, s store.Store) {
 	}
 	if !evs[0].Time.Equal(got[0].Time) {
 		t.Errorf("AppendEvents set Time %v, stored %v; want equal", evs[0].Time, got[0].Time)
+	}
+}
+
+func testUsers(t *testing.T, s store.Store) {
+	c := ctx(t)
+	t0 := time.Date(2030, 2, 3, 4, 5, 6, 7, time.FixedZone("X", 3600))
+	alice := store.User{Name: "alice", Role: "admin", PasswordHash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA",
+		TOTPSecret: "JBSWY3DPEHPK3PXP", CreatedAt: t0}
+	bob := store.User{Name: "bob", Role: "viewer", PasswordHash: "$argon2id$x"}
+	for _, u := range []store.User{bob, alice} {
+		if err := s.CreateUser(c, u); err != nil {
+			t.Fatalf("CreateUser(%s) = %v", u.Name, err)
+		}
+	}
+	got, err := s.User(c, "alice")
+	if err != nil {
+		t.Fatalf("User(alice) = %v", err)
+	}
+	if got.Name != "alice" || got.Role != "admin" || got.PasswordHash != alice.PasswordHash || got.TOTPSecret != alice.TOTPSecret ||
+		got.MFAEnrolled || got.TOTPLastStep != 0 || got.FailedAttempts != 0 || got.LockedUntil != nil || !got.CreatedAt.Equal(t0) {
+		t.Errorf("User(alice) = %+v, want %+v", got, alice)
+	}
+	if got.CreatedAt.Location() != time.UTC {
+		t.Errorf("CreatedAt location = %v, want UTC", got.CreatedAt.Location())
+	}
+	if b, err := s.User(c, "bob"); err != nil || b.CreatedAt.IsZero() {
+		t.Errorf("User(bob) = %+v, %v; want CreatedAt filled in", b, err)
+	}
+
+	locked := t0.Add(time.Minute)
+	upd, err := s.UpdateUser(c, "alice", func(u *store.User) error {
+		u.Name, u.CreatedAt = "mallory", time.Time{} // immutable: ignored
+		u.Role = "deployer"
+		u.PasswordHash = "$argon2id$new"
+		u.TOTPSecret = "NEWSECRET"
+		u.MFAEnrolled = true
+		u.TOTPLastStep = 12345
+		u.FailedAttempts = 5
+		u.LockedUntil = &locked
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateUser(alice) = %v", err)
+	}
+	got, err = s.User(c, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []store.User{upd, got} {
+		if u.Name != "alice" || u.Role != "deployer" || u.PasswordHash != "$argon2id$new" || u.TOTPSecret != "NEWSECRET" ||
+			!u.MFAEnrolled || u.TOTPLastStep != 12345 || u.FailedAttempts != 5 || u.LockedUntil == nil ||
+			!u.LockedUntil.Equal(locked) || !u.CreatedAt.Equal(t0) {
+			t.Errorf("after UpdateUser: %+v, want every mutable field changed and name and creation kept", u)
+		}
+	}
+	if _, err := s.User(c, "mallory"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("User(mallory) = %v, want ErrNotFound (names cannot change)", err)
+	}
+	// Clearing the lock.
+	if _, err := s.UpdateUser(c, "alice", func(u *store.User) error { u.LockedUntil = nil; u.FailedAttempts = 0; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.User(c, "alice"); got.LockedUntil != nil || got.FailedAttempts != 0 {
+		t.Errorf("after clearing the lock: LockedUntil %v, FailedAttempts %d; want nil, 0", got.LockedUntil, got.FailedAttempts)
+	}
+	// An error from fn stores nothing.
+	boom := errors.New("boom")
+	_, err = s.UpdateUser(c, "alice", func(u *store.User) error { u.Role = "viewer"; return boom })
+	wantErr(t, "UpdateUser(fn fails)", err, boom)
+	if got, _ := s.User(c, "alice"); got.Role != "deployer" {
+		t.Errorf("Role after a failed update = %q, want deployer", got.Role)
+	}
+
+	list, err := s.ListUsers(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, u := range list {
+		names = append(names, u.Name)
+	}
+	if !slices.Equal(names, []string{"alice", "bob"}) {
+		t.Errorf("ListUsers() = %v, want [alice bob] (by name)", names)
+	}
+	if err := s.DeleteUser(c, "alice"); err != nil {
+		t.Fatalf("DeleteUser(alice) = %v", err)
+	}
+	_, err = s.User(c, "alice")
+	wantErr(t, "User(deleted)", err, store.ErrNotFound)
+	if list, _ := s.ListUsers(c); len(list) != 1 || list[0].Name != "bob" {
+		t.Errorf("ListUsers() after delete = %+v, want only bob", list)
+	}
+	// The name can be taken again.
+	if err := s.CreateUser(c, alice); err != nil {
+		t.Errorf("CreateUser(alice) after delete = %v", err)
+	}
+}
+
+func testUserErrors(t *testing.T, s store.Store) {
+	c := ctx(t)
+	_, err := s.User(c, "nobody")
+	wantErr(t, "User(nobody)", err, store.ErrNotFound)
+	wantErr(t, "DeleteUser(nobody)", s.DeleteUser(c, "nobody"), store.ErrNotFound)
+	called := false
+	_, err = s.UpdateUser(c, "nobody", func(*store.User) error { called = true; return nil })
+	wantErr(t, "UpdateUser(nobody)", err, store.ErrNotFound)
+	if called {
+		t.Error("UpdateUser(nobody) called fn")
+	}
+	if list, err := s.ListUsers(c); err != nil || len(list) != 0 {
+		t.Errorf("ListUsers() on an empty store = %v, %v; want none", list, err)
+	}
+	for _, u := range []store.User{
+		{Role: "admin", PasswordHash: "h"},
+		{Name: "x", PasswordHash: "h"},
+		{Name: "x", Role: "admin"},
+	} {
+		wantErr(t, fmt.Sprintf("CreateUser(%+v)", u), s.CreateUser(c, u), store.ErrInvalid)
+	}
+	u := store.User{Name: "dup", Role: "viewer", PasswordHash: "h1"}
+	if err := s.CreateUser(c, u); err != nil {
+		t.Fatal(err)
+	}
+	u.PasswordHash = "h2"
+	wantErr(t, "CreateUser(duplicate)", s.CreateUser(c, u), store.ErrConflict)
+	if got, _ := s.User(c, "dup"); got.PasswordHash != "h1" {
+		t.Errorf("PasswordHash after a refused duplicate = %q, want h1", got.PasswordHash)
+	}
+	_, err = s.UpdateUser(c, "dup", func(u *store.User) error { u.PasswordHash = ""; return nil })
+	wantErr(t, "UpdateUser(empty hash)", err, store.ErrInvalid)
+}
+
+// testUpdateUserConcurrent: concurrent read-modify-write updates of one user
+// never lose each other's changes (the login failure counter relies on it).
+func testUpdateUserConcurrent(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if err := s.CreateUser(c, store.User{Name: "hot", Role: "viewer", PasswordHash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			_, err := s.UpdateUser(c, "hot", func(u *store.User) error { u.FailedAttempts++; return nil })
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("UpdateUser = %v", err)
+		}
+	}
+	if got, _ := s.User(c, "hot"); got.FailedAttempts != n {
+		t.Errorf("FailedAttempts after %d concurrent increments = %d, want %d", n, got.FailedAttempts, n)
 	}
 }

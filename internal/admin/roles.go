@@ -1,0 +1,74 @@
+package admin
+
+import (
+	"slices"
+
+	"warden/internal/auth"
+)
+
+// Permissions a route can require. A role is a set of permissions; the
+// bootstrap admin token holds the admin role.
+const (
+	PermRead     = "functions:read"   // list and describe functions
+	PermDeploy   = "functions:deploy" // deploy and roll back
+	PermDelete   = "functions:delete"
+	PermInvoke   = "functions:invoke"
+	PermEvents   = "events:read"
+	PermMetadata = "api:read" // health, the OpenAPI document, unknown paths (404)
+	PermKeys     = "keys:manage"
+	PermUsers    = "users:manage"   // create, list and delete users; reset anyone's TOTP
+	PermMFA      = "account:mfa"    // enroll TOTP: one's own, or anyone's with PermUsers
+	PermTokens   = "tokens:manage"  // revoke the bootstrap token
+	PermIssuers  = "issuers:manage" // add, list and remove trusted JWT issuers
+	// PermPublic marks the one route served without a credential
+	// (POST /v1/login). No role holds it; the guard does not authenticate it.
+	PermPublic = "public"
+)
+
+// roleSpec is what a role may do.
+type roleSpec struct {
+	perms []string
+	mfa   bool // logging in requires an enrolled TOTP
+}
+
+// roles is the role table. Every admin route declares one permission; a
+// role may call the routes whose permission it holds.
+//
+//	admin     everything; MFA required
+//	deployer  deploy, roll back, read and invoke functions
+//	auditor   the event log and read-only function metadata
+//	viewer    read-only function metadata
+//
+// Every role may read API metadata and enroll its own TOTP.
+var roles = map[string]roleSpec{
+	auth.RoleAdmin: {mfa: true, perms: []string{PermRead, PermDeploy, PermDelete, PermInvoke, PermEvents,
+		PermMetadata, PermKeys, PermUsers, PermMFA, PermTokens, PermIssuers}},
+	auth.RoleDeployer: {perms: []string{PermRead, PermDeploy, PermInvoke, PermMetadata, PermMFA}},
+	auth.RoleAuditor:  {perms: []string{PermRead, PermEvents, PermMetadata, PermMFA}},
+	auth.RoleViewer:   {perms: []string{PermRead, PermMetadata, PermMFA}},
+}
+
+// Roles returns the role names, sorted.
+func Roles() []string {
+	var out []string
+	for r := range roles {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// RoleAllows reports whether role holds perm. Unknown roles hold nothing,
+// and nobody holds PermPublic.
+func RoleAllows(role, perm string) bool {
+	return slices.Contains(roles[role].perms, perm)
+}
+
+// RequiresMFA reports whether a role must present a TOTP code to log in.
+// An unknown role requires it (fail closed).
+func RequiresMFA(role string) bool {
+	spec, ok := roles[role]
+	return !ok || spec.mfa
+}
+
+func allowed(role, perm string) bool { return RoleAllows(role, perm) }

@@ -1,0 +1,87 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"warden/internal/store"
+)
+
+var _ store.Issuers = (*DB)(nil)
+
+// CreateIssuer implements store.Issuers.
+func (db *DB) CreateIssuer(ctx context.Context, iss store.Issuer) error {
+	if iss.Name == "" {
+		return fmt.Errorf("sqlite: create issuer: empty name: %w", store.ErrInvalid)
+	}
+	jwks := iss.JWKS
+	if jwks == nil {
+		jwks = []byte{}
+	}
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO issuers (name, issuer, audience, jwks_url, jwks, created_at) VALUES (?, ?, ?, ?, ?, ?)
+			 ON CONFLICT (name) DO NOTHING`,
+			iss.Name, iss.Issuer, iss.Audience, iss.JWKSURL, jwks, db.nanos(iss.CreatedAt))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrConflict
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create issuer %s: %w", iss.Name, err)
+	}
+	return nil
+}
+
+// ListIssuers implements store.Issuers.
+func (db *DB) ListIssuers(ctx context.Context) ([]store.Issuer, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT name, issuer, audience, jwks_url, jwks, created_at FROM issuers ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list issuers: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Issuer
+	for rows.Next() {
+		var iss store.Issuer
+		var created int64
+		if err := rows.Scan(&iss.Name, &iss.Issuer, &iss.Audience, &iss.JWKSURL, &iss.JWKS, &created); err != nil {
+			return nil, fmt.Errorf("sqlite: list issuers: %w", err)
+		}
+		if len(iss.JWKS) == 0 {
+			iss.JWKS = nil
+		}
+		iss.CreatedAt = fromNanos(created)
+		out = append(out, iss)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list issuers: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteIssuer implements store.Issuers.
+func (db *DB) DeleteIssuer(ctx context.Context, name string) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM issuers WHERE name = ?`, name)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete issuer %s: %w", name, err)
+	}
+	return nil
+}

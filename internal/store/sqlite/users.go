@@ -1,0 +1,148 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"warden/internal/store"
+)
+
+const userColumns = `name, role, password_hash, totp_secret, mfa_enrolled, totp_last_step, failed_attempts, locked_until, created_at`
+
+func scanUser(s scanner) (store.User, error) {
+	var u store.User
+	var enrolled int
+	var locked sql.NullInt64
+	var created int64
+	if err := s.Scan(&u.Name, &u.Role, &u.PasswordHash, &u.TOTPSecret, &enrolled, &u.TOTPLastStep,
+		&u.FailedAttempts, &locked, &created); err != nil {
+		return store.User{}, err
+	}
+	u.MFAEnrolled = enrolled != 0
+	u.LockedUntil = optTime(locked)
+	u.CreatedAt = fromNanos(created)
+	return u, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// CreateUser implements store.Users.
+func (db *DB) CreateUser(ctx context.Context, u store.User) error {
+	if u.Name == "" || u.Role == "" || u.PasswordHash == "" {
+		return fmt.Errorf("sqlite: create user: empty name, role or password hash: %w", store.ErrInvalid)
+	}
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			 ON CONFLICT (name) DO NOTHING`,
+			u.Name, u.Role, u.PasswordHash, u.TOTPSecret, boolInt(u.MFAEnrolled), u.TOTPLastStep,
+			u.FailedAttempts, optNanos(u.LockedUntil), db.nanos(u.CreatedAt))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrConflict
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create user %s: %w", u.Name, err)
+	}
+	return nil
+}
+
+// User implements store.Users.
+func (db *DB) User(ctx context.Context, name string) (store.User, error) {
+	u, err := scanUser(db.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.User{}, fmt.Errorf("sqlite: user %s: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlite: user %s: %w", name, err)
+	}
+	return u, nil
+}
+
+// ListUsers implements store.Users.
+func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list users: %w", err)
+	}
+	defer rows.Close()
+	var out []store.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list users: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list users: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteUser implements store.Users.
+func (db *DB) DeleteUser(ctx context.Context, name string) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete user %s: %w", name, err)
+	}
+	return nil
+}
+
+// UpdateUser implements store.Users.
+func (db *DB) UpdateUser(ctx context.Context, name string, fn func(u *store.User) error) (store.User, error) {
+	var out store.User
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(&u); err != nil {
+			return err
+		}
+		if u.Role == "" || u.PasswordHash == "" {
+			return fmt.Errorf("empty role or password hash: %w", store.ErrInvalid)
+		}
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE users SET role = ?, password_hash = ?, totp_secret = ?, mfa_enrolled = ?, totp_last_step = ?,
+			        failed_attempts = ?, locked_until = ?
+			 WHERE name = ?`,
+			u.Role, u.PasswordHash, u.TOTPSecret, boolInt(u.MFAEnrolled), u.TOTPLastStep,
+			u.FailedAttempts, optNanos(u.LockedUntil), name); err != nil {
+			return err
+		}
+		out, err = scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
+		return err
+	})
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlite: update user %s: %w", name, err)
+	}
+	return out, nil
+}
