@@ -9,6 +9,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -45,11 +47,12 @@ func Main(args []string) int {
 	conns := fs.Int("c", 32, "load generator connections")
 	functions := fs.Int("functions", 1000, "idle functions for the memory figure (0 skips it)")
 	examples := fs.String("examples", "examples", "directory with the built examples")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the server during run (b) to this file")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the server during one load run to this file")
+	profileRun := fs.String("profile-run", "b", "the run -cpuprofile covers: b, c, d or e")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	r := &runner{dur: *dur, conns: *conns, examples: *examples, cpuprofile: *cpuprofile}
+	r := &runner{dur: *dur, conns: *conns, examples: *examples, cpuprofile: *cpuprofile, profileRun: int((*profileRun)[0] - 'b')}
 	if err := r.run(*functions); err != nil {
 		fmt.Fprintln(os.Stderr, "warden-bench:", err)
 		return 1
@@ -63,6 +66,7 @@ type runner struct {
 	examples   string
 	tmp        string
 	cpuprofile string
+	profileRun int
 	cacert     string
 	rows       []row
 }
@@ -104,7 +108,7 @@ func (r *runner) run(functions int) error {
 	go base.ServeTLS(ln, "", "")
 	defer base.Close()
 	baseURL := "https://" + ln.Addr().String() + "/"
-	before, err := r.load(filepath.Join(tlsDir, pki.CAFile), baseURL, "GET", "")
+	before, err := r.load(filepath.Join(tlsDir, pki.CAFile), baseURL, "GET", "", "")
 	if err != nil {
 		return err
 	}
@@ -113,6 +117,9 @@ func (r *runner) run(functions int) error {
 	data := filepath.Join(r.tmp, "data")
 	cfg := config.Default()
 	cfg.DataDir, cfg.Listen, cfg.AdminListen = data, "127.0.0.1:0", "127.0.0.1:0"
+	// Limits that every request evaluates and none trips: the load
+	// generator is one client sending tens of thousands of requests/s.
+	cfg.IPRate, cfg.KeyRate = 500_000, 500_000
 	srv, err := server.New(context.Background(), cfg, server.Options{})
 	if err != nil {
 		return err
@@ -120,43 +127,57 @@ func (r *runner) run(functions int) error {
 	go srv.Serve()
 	defer srv.Shutdown(context.Background())
 	for _, ex := range []string{"ping", "echo-json", "hello"} {
-		if err := deployExample(srv.Deploy(), filepath.Join(r.examples, ex)); err != nil {
+		if err := deployExample(srv.Deploy(), filepath.Join(r.examples, ex), nil); err != nil {
 			return err
 		}
+	}
+	// (e): ping behind the whole chain but the WAF: API key, rate limits,
+	// events, DLP on the answer.
+	if err := deployExample(srv.Deploy(), filepath.Join(r.examples, "ping"), func(m string) string {
+		m = strings.Replace(m, "name: ping", "name: ping-secure", 1)
+		m = strings.Replace(m, "GET /ping", "GET /ping-secure", 1)
+		return strings.Replace(m, "    auth: none\n", "    auth: apikey\n    scopes: [ping]\n    rateLimit: {rate: 1000000/s, burst: 1000000, by: key}\n    dlp: redact\n", 1)
+	}); err != nil {
+		return err
+	}
+	apiKey, err := createKey(srv)
+	if err != nil {
+		return err
 	}
 	ca := filepath.Join(data, "tls", pki.CAFile)
 	pub := "https://" + srv.PublicAddr()
 	cases := []struct {
-		name, path, method, body, target string
-		min                              float64
+		name, path, method, body, header, target string
+		min                                      float64
 	}{
-		{"(b) examples/ping through the gateway", "/ping", "GET", "", ">= 0.60", 0.60},
-		{"(c) examples/echo-json (reactor, JSON)", "/echo", "POST", `{"order":42,"items":["tea","cake"],"note":"benchmark"}`, "", 0},
-		{"(d) examples/hello (wagi, fresh instance)", "/hello?name=bench", "GET", "", "", 0},
+		{"(b) examples/ping through the gateway", "/ping", "GET", "", "", ">= 0.60", 0.60},
+		{"(c) examples/echo-json (reactor, JSON)", "/echo", "POST", `{"order":42,"items":["tea","cake"],"note":"benchmark"}`, "", "", 0},
+		{"(d) examples/hello (wagi, fresh instance)", "/hello?name=bench", "GET", "", "", "", 0},
+		{"(e) ping, full chain without WAF (API key, rate limits, events, DLP)", "/ping-secure", "GET", "", "Authorization: Bearer " + apiKey, ">= 0.45", 0.45},
 	}
 	results := make([]LoadResult, len(cases))
 	for i, c := range cases {
-		if i == 0 && r.cpuprofile != "" {
+		if i == r.profileRun && r.cpuprofile != "" {
 			f, err := os.Create(r.cpuprofile)
 			if err != nil {
 				return err
 			}
 			pprof.StartCPUProfile(f)
 		}
-		if results[i], err = r.load(ca, pub+c.path, c.method, c.body); err != nil {
+		if results[i], err = r.load(ca, pub+c.path, c.method, c.body, c.header); err != nil {
 			return err
 		}
-		if i == 0 && r.cpuprofile != "" {
+		if i == r.profileRun && r.cpuprofile != "" {
 			pprof.StopCPUProfile()
 		}
 	}
-	after, err := r.load(filepath.Join(tlsDir, pki.CAFile), baseURL, "GET", "")
+	after, err := r.load(filepath.Join(tlsDir, pki.CAFile), baseURL, "GET", "", "")
 	if err != nil {
 		return err
 	}
 	// (b) again after the second baseline: the headline ratio is the mean
 	// of two gateway runs over the mean of two baseline runs, interleaved.
-	again, err := r.load(ca, pub+cases[0].path, cases[0].method, cases[0].body)
+	again, err := r.load(ca, pub+cases[0].path, cases[0].method, cases[0].body, "")
 	if err != nil {
 		return err
 	}
@@ -219,13 +240,13 @@ func round(d time.Duration) time.Duration {
 }
 
 // load runs the load generator in its own process.
-func (r *runner) load(cacert, url, method, body string) (LoadResult, error) {
+func (r *runner) load(cacert, url, method, body, header string) (LoadResult, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return LoadResult{}, err
 	}
 	cmd := exec.Command(self, "loadgen", "-url", url, "-method", method, "-body", body,
-		"-c", fmt.Sprint(r.conns), "-d", r.dur.String(), "-cacert", cacert)
+		"-c", fmt.Sprint(r.conns), "-d", r.dur.String(), "-cacert", cacert, "-header", header)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -238,10 +259,14 @@ func (r *runner) load(cacert, url, method, body string) (LoadResult, error) {
 	return res, nil
 }
 
-func deployExample(d *deploy.Service, dir string) error {
+// deployExample deploys examples/<dir>, its manifest changed by edit (if not nil).
+func deployExample(d *deploy.Service, dir string, edit func(string) string) error {
 	m, err := os.ReadFile(filepath.Join(dir, "warden.yaml"))
 	if err != nil {
 		return err
+	}
+	if edit != nil {
+		m = []byte(edit(string(m)))
 	}
 	name := filepath.Base(dir)
 	wasm, err := os.ReadFile(filepath.Join(dir, name+".wasm"))
@@ -250,6 +275,27 @@ func deployExample(d *deploy.Service, dir string) error {
 	}
 	_, err = d.Deploy(context.Background(), deploy.Request{ManifestName: "warden.yaml", Manifest: m, Artifact: wasm, Origin: deploy.Origin{Actor: "bench"}})
 	return err
+}
+
+// createKey makes an API key with scope ping through the admin API.
+func createKey(srv *server.Server) (string, error) {
+	pool, err := pki.CertPool(filepath.Join(srv.DataDir(), "tls", pki.CAFile))
+	if err != nil {
+		return "", err
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
+	req, _ := http.NewRequest("POST", "https://"+srv.AdminAddr()+"/v1/keys", strings.NewReader(`{"name":"bench","scopes":["ping"]}`))
+	req.Header.Set("Authorization", "Bearer "+srv.BootstrapToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct{ Key string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Key == "" {
+		return "", fmt.Errorf("create key: %d %v", resp.StatusCode, err)
+	}
+	return out.Key, nil
 }
 
 func (r *runner) print() {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,7 @@ func loadgen(args []string) int {
 	dur := fs.Duration("d", 5*time.Second, "measured duration")
 	warm := fs.Duration("warmup", time.Second, "warm-up duration")
 	cacert := fs.String("cacert", "", "CA to trust")
+	header := fs.String("header", "", "one request header, K: V")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -75,6 +77,9 @@ func loadgen(args []string) int {
 					req, _ := http.NewRequest(*method, *url, bytes.NewReader([]byte(*body)))
 					if *body != "" {
 						req.Header.Set("Content-Type", "application/json")
+					}
+					if k, v, ok := strings.Cut(*header, ":"); ok {
+						req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
 					}
 					t0 := time.Now()
 					resp, err := client.Do(req)

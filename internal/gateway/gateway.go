@@ -87,7 +87,8 @@ func (g *Gateway) Handler() http.Handler { return secheaders.Wrap(g) }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ip := secheaders.ClientIP(r)
-	if g.cfg.IPRule.Rate > 0 && !g.limit(w, r, nil, "ip:"+ip, g.cfg.IPRule, "client ip") {
+	var tightest ratelimit.Decision // RateLimit-* headers describe the closest limit
+	if g.cfg.IPRule.Rate > 0 && !g.limit(w, r, nil, "ip:"+ip, g.cfg.IPRule, "client ip", &tightest) {
 		return
 	}
 	entry, ok, status, hdr := g.cfg.Routes.Routes().Match(r)
@@ -113,7 +114,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if id.ID != "" && g.cfg.KeyRule.Rate > 0 && !g.limit(w, r, a, "cred:"+id.Method+":"+id.ID, g.cfg.KeyRule, "credential") {
+	if id.ID != "" && g.cfg.KeyRule.Rate > 0 && !g.limit(w, r, a, "cred:"+id.Method+":"+id.ID, g.cfg.KeyRule, "credential", &tightest) {
 		return
 	}
 	if rl := route.RateLimit; rl != nil {
@@ -122,9 +123,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			client = id.Method + ":" + id.ID
 		}
 		key := "route:" + a.Key() + ":" + route.Pattern + ":" + client
-		if !g.limit(w, r, a, key, ratelimit.Rule{Rate: rl.Rate, Per: rl.Per, Burst: rl.Burst}, "route") {
+		if !g.limit(w, r, a, key, ratelimit.Rule{Rate: rl.Rate, Per: rl.Per, Burst: rl.Burst}, "route", &tightest) {
 			return
 		}
+	}
+	if tightest.Limit > 0 {
+		ratelimit.SetHeaders(w.Header(), tightest)
 	}
 
 	limit := a.Manifest.Limits.RequestBody
@@ -320,18 +324,23 @@ func bearerOrKey(r *http.Request) string {
 // limit takes a token for key under rule. Over the limit it answers 429
 // with Retry-After and RateLimit-* headers and emits one event per key per
 // minute, so a flood cannot flood the event log. If the limiter cannot
-// decide, it refuses (fail closed). a is nil before routing.
-func (g *Gateway) limit(w http.ResponseWriter, r *http.Request, a *deploy.Active, key string, rule ratelimit.Rule, scope string) bool {
+// decide, it refuses (fail closed). An admitted request's decision goes to
+// tightest when it leaves fewer requests than the one there. a is nil
+// before routing.
+func (g *Gateway) limit(w http.ResponseWriter, r *http.Request, a *deploy.Active, key string, rule ratelimit.Rule, scope string, tightest *ratelimit.Decision) bool {
 	d, err := g.cfg.Limiter.Allow(r.Context(), key, rule)
 	if err != nil {
 		g.log.Error("rate limit check failed", "request_id", reqid.From(r.Context()), "scope", scope, "err", err)
 		problem.Write(w, r, http.StatusServiceUnavailable, "the request could not be admitted right now")
 		return false
 	}
-	ratelimit.SetHeaders(w.Header(), d)
 	if d.Allowed {
+		if tightest.Limit == 0 || d.Remaining < tightest.Remaining {
+			*tightest = d
+		}
 		return true
 	}
+	ratelimit.SetHeaders(w.Header(), d)
 	if g.throttle.First(key, g.cfg.Now()) {
 		ev := events.Event{Type: events.TypeLimitRate, Outcome: events.OutcomeDenied,
 			Reason:   scope + " rate limit exceeded (further hits this minute are not logged)",

@@ -285,6 +285,9 @@ func (s *Server) Scheme() string {
 	return "http"
 }
 
+// DataDir is the data directory.
+func (s *Server) DataDir() string { return s.cfg.DataDir }
+
 // Deploy exposes the deploy service (for tests and benchmarks in-process).
 func (s *Server) Deploy() *deploy.Service { return s.deploy }
 
