@@ -287,8 +287,12 @@ func (a *API) deployError(w http.ResponseWriter, r *http.Request, err error) {
 	problem.WriteDetails(w, r, problem.Details{Status: status, Detail: de.Msg, Errors: de.Details})
 }
 
-// maxManifest bounds the manifest part of a deploy.
-const maxManifest = 64 << 10
+// maxManifest and maxFile bound the manifest part and each file part of a
+// deploy.
+const (
+	maxManifest = 64 << 10
+	maxFile     = 1 << 20
+)
 
 func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -296,7 +300,7 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusUnsupportedMediaType, "send multipart/form-data with parts manifest and artifact")
 		return
 	}
-	body := http.MaxBytesReader(w, r.Body, deploy.DefaultMaxArtifact+maxManifest+(1<<20))
+	body := http.MaxBytesReader(w, r.Body, deploy.DefaultMaxArtifact+maxManifest+32*maxFile+(1<<20))
 	mr := multipart.NewReader(body, params["boundary"])
 	req := deploy.Request{Origin: origin(r), ManifestName: "warden.yaml"}
 	for {
@@ -320,7 +324,22 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 		case "artifact":
 			req.Artifact, err = io.ReadAll(part)
 		default:
-			err = fmt.Errorf("unexpected part %q", part.FormName())
+			path, ok := strings.CutPrefix(part.FormName(), "file:")
+			if !ok || path == "" {
+				err = fmt.Errorf("unexpected part %q", part.FormName())
+				break
+			}
+			// A file the manifest names (a route schema), by its path
+			// there; deploy checks the names and sizes.
+			var b []byte
+			b, err = io.ReadAll(io.LimitReader(part, maxFile+1))
+			if err == nil && len(b) > maxFile {
+				err = fmt.Errorf("file %s larger than %d bytes", path, maxFile)
+			}
+			if req.Files == nil {
+				req.Files = map[string][]byte{}
+			}
+			req.Files[path] = b
 		}
 		if err != nil {
 			problem.Write(w, r, http.StatusBadRequest, "deploy body: "+safeErr(err))
@@ -350,7 +369,7 @@ func safeErr(err error) string {
 		return "body too large"
 	}
 	s := err.Error()
-	if strings.HasPrefix(s, "manifest larger") || strings.HasPrefix(s, "unexpected part") {
+	if strings.HasPrefix(s, "manifest larger") || strings.HasPrefix(s, "unexpected part") || strings.HasPrefix(s, "file ") {
 		return s
 	}
 	return "could not be read"

@@ -57,6 +57,19 @@ func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
 			pw.Write(raw)
 			pw, _ = mw.CreateFormFile("artifact", filepath.Base(artPath))
 			pw.Write(art)
+			sent := map[string]bool{}
+			for _, r := range m.HTTP {
+				if r.Schema == "" || sent[r.Schema] {
+					continue
+				}
+				sent[r.Schema] = true
+				doc, err := os.ReadFile(r.SchemaPath(file))
+				if err != nil {
+					return usageErr(fmt.Sprintf("schema of route %q: %v", r.Pattern, err))
+				}
+				pw, _ = mw.CreateFormFile("file:"+r.Schema, filepath.Base(r.Schema))
+				pw.Write(doc)
+			}
 			mw.Close()
 			cl, err := g.newClient()
 			if err != nil {

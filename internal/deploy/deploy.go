@@ -25,6 +25,7 @@ import (
 	"warden/internal/router"
 	"warden/internal/sandbox"
 	"warden/internal/store"
+	"warden/internal/validate"
 )
 
 // DefaultMaxArtifact is the largest module accepted when Config.MaxArtifact is 0.
@@ -45,6 +46,9 @@ type Active struct {
 	Version  store.Version
 	Manifest *manifest.Manifest
 	Fn       *sandbox.Function
+	// Schemas holds the compiled request schema of each route that names
+	// one, by route pattern.
+	Schemas map[string]*validate.Schema
 }
 
 // Key is "namespace/name".
@@ -116,7 +120,10 @@ type Request struct {
 	ManifestName string // file name for error messages, e.g. "warden.yaml"
 	Manifest     []byte
 	Artifact     []byte
-	Origin       Origin
+	// Files holds the files the manifest names besides the artifact (route
+	// schemas), by the path written in the manifest.
+	Files  map[string][]byte
+	Origin Origin
 }
 
 // Result describes the version a change made active.
@@ -151,7 +158,12 @@ func (s *Service) Load(ctx context.Context) error {
 			s.log.Error("stored manifest no longer valid; function not served", "function", key(f.Namespace, f.Name), "version", v.Version, "err", err)
 			continue
 		}
-		active[key(f.Namespace, f.Name)] = &Active{Version: v, Manifest: m, Fn: s.cfg.Engine.Function(s.spec(v, m))}
+		schemas, err := s.loadSchemas(ctx, v, m)
+		if err != nil {
+			s.log.Error("stored schema no longer valid; function not served", "function", key(f.Namespace, f.Name), "version", v.Version, "err", err)
+			continue
+		}
+		active[key(f.Namespace, f.Name)] = &Active{Version: v, Manifest: m, Schemas: schemas, Fn: s.cfg.Engine.Function(s.spec(v, m))}
 	}
 	routes, err := buildRoutes(active, "")
 	if err != nil {
@@ -202,8 +214,12 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	if int64(len(req.Artifact)) > s.cfg.MaxArtifact {
 		return fail(&Error{Kind: KindInvalid, Msg: fmt.Sprintf("artifact is %d bytes; the limit is %d", len(req.Artifact), s.cfg.MaxArtifact)})
 	}
+	schemas, fileDigests, ferr := compileSchemas(m, req.Files)
+	if ferr != nil {
+		return fail(ferr)
+	}
 	artDigest := digest(req.Artifact)
-	verDigest := store.VersionDigest(artDigest, req.Manifest)
+	verDigest := store.VersionDigest(artDigest, withFiles(req.Manifest, fileDigests))
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -217,7 +233,7 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	if err := s.cfg.Engine.Check(ctx, m.ABI, req.Artifact); err != nil {
 		return fail(&Error{Kind: KindRejected, Msg: "module refused: " + err.Error(), Err: err})
 	}
-	next := &Active{Manifest: m}
+	next := &Active{Manifest: m, Schemas: schemas}
 	next.Version = store.Version{Namespace: m.Namespace, Name: m.Name}
 	routes, err := buildRoutes(with(cur.active, k, next), k)
 	if err != nil {
@@ -226,10 +242,15 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	if err := s.cfg.Store.PutArtifact(ctx, artDigest, req.Artifact); err != nil {
 		return fail(&Error{Msg: "store artifact failed", Err: err})
 	}
+	for path, d := range fileDigests {
+		if err := s.cfg.Store.PutArtifact(ctx, d, req.Files[path]); err != nil {
+			return fail(&Error{Msg: "store file failed", Err: err})
+		}
+	}
 	v, err := s.cfg.Store.CreateVersion(ctx, store.Version{
 		Namespace: m.Namespace, Name: m.Name, Digest: verDigest,
 		ArtifactDigest: artDigest, ArtifactSize: int64(len(req.Artifact)),
-		Manifest: req.Manifest, CreatedBy: req.Origin.Actor,
+		Manifest: req.Manifest, Files: fileDigests, CreatedBy: req.Origin.Actor,
 	}, true)
 	if err != nil {
 		return fail(&Error{Msg: "store version failed", Err: err})
@@ -294,7 +315,11 @@ func (s *Service) Rollback(ctx context.Context, namespace, name string, to int, 
 	if err != nil {
 		return fail(&Error{Kind: KindInvalid, Msg: fmt.Sprintf("version %d's manifest is no longer valid", to), Details: manifestErrors(err), Err: err})
 	}
-	next := &Active{Version: v, Manifest: m}
+	schemas, err := s.loadSchemas(ctx, v, m)
+	if err != nil {
+		return fail(&Error{Kind: KindRejected, Msg: fmt.Sprintf("version %d's schemas could not be loaded", to), Err: err})
+	}
+	next := &Active{Version: v, Manifest: m, Schemas: schemas}
 	routes, err := buildRoutes(with(cur.active, k, next), k)
 	if err != nil {
 		return fail(&Error{Kind: KindConflict, Msg: err.Error(), Err: err})
@@ -414,6 +439,88 @@ func buildRoutes(active map[string]*Active, changed string) (*router.Table[*Acti
 		}
 	}
 	return router.Build(entries)
+}
+
+// maxFiles and maxFileSize bound the files a deploy carries.
+const (
+	maxFiles    = 32
+	maxFileSize = validate.MaxSchemaSize
+)
+
+// compileSchemas compiles the schema each route names from files, and
+// returns them by route pattern with the digest of every file. A schema
+// that is missing, does not compile, or a file the manifest does not name
+// refuses the deploy.
+func compileSchemas(m *manifest.Manifest, files map[string][]byte) (map[string]*validate.Schema, map[string]string, *Error) {
+	if len(files) > maxFiles {
+		return nil, nil, &Error{Kind: KindInvalid, Msg: fmt.Sprintf("at most %d files may come with a deploy", maxFiles)}
+	}
+	named := map[string]bool{}
+	var schemas map[string]*validate.Schema
+	var digests map[string]string
+	for _, r := range m.HTTP {
+		if r.Schema == "" {
+			continue
+		}
+		named[r.Schema] = true
+		doc, ok := files[r.Schema]
+		if !ok {
+			return nil, nil, &Error{Kind: KindInvalid, Msg: fmt.Sprintf("route %q names schema %s, which was not uploaded", r.Pattern, r.Schema)}
+		}
+		sch, err := validate.Compile(r.Schema, doc)
+		if err != nil {
+			return nil, nil, &Error{Kind: KindInvalid, Msg: "invalid schema: " + err.Error(), Err: err}
+		}
+		if schemas == nil {
+			schemas, digests = map[string]*validate.Schema{}, map[string]string{}
+		}
+		schemas[r.Pattern] = sch
+		digests[r.Schema] = digest(doc)
+	}
+	for path, b := range files {
+		if !named[path] {
+			return nil, nil, &Error{Kind: KindInvalid, Msg: fmt.Sprintf("file %s is not named by the manifest", path)}
+		}
+		if len(b) > maxFileSize {
+			return nil, nil, &Error{Kind: KindInvalid, Msg: fmt.Sprintf("file %s is larger than %d bytes", path, maxFileSize)}
+		}
+	}
+	return schemas, digests, nil
+}
+
+// withFiles appends the files' digests to the manifest for the version
+// digest, so that a changed schema makes a new version.
+func withFiles(manifest []byte, files map[string]string) []byte {
+	if len(files) == 0 {
+		return manifest
+	}
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	out := append(slices.Clip(manifest), "\n# files\n"...)
+	for _, p := range paths {
+		out = append(out, p+" "+files[p]+"\n"...)
+	}
+	return out
+}
+
+// loadSchemas compiles a stored version's schemas from the store.
+func (s *Service) loadSchemas(ctx context.Context, v store.Version, m *manifest.Manifest) (map[string]*validate.Schema, error) {
+	files := map[string][]byte{}
+	for path, d := range v.Files {
+		b, err := s.cfg.Store.Artifact(ctx, d)
+		if err != nil {
+			return nil, fmt.Errorf("file %s: %w", path, err)
+		}
+		files[path] = b
+	}
+	schemas, _, e := compileSchemas(m, files)
+	if e != nil {
+		return nil, e
+	}
+	return schemas, nil
 }
 
 func manifestErrors(err error) []string {

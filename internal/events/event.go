@@ -32,13 +32,14 @@ const (
 	TypeRateLimitBackend = "ratelimit.backend"  // the shared limiter became unreachable (failure) or came back (success)
 	TypeLimitRequestBody = "limit.request_body" // a request body over the limit
 	TypeLimitResponse    = "limit.response_body"
-	TypeFunctionTrap     = "function.trap" // a guest trapped, panicked or exited abnormally
-	TypeRouteAuth        = "route.auth"    // a function route refused or accepted a caller
-	TypeAPIKeyCreate     = "apikey.create" // an API key was issued
-	TypeAPIKeyRevoke     = "apikey.revoke" // an API key was revoked
-	TypeDLP              = "dlp.response"  // a response held sensitive data: redacted (success) or blocked (denied)
-	TypeIssuerAdd        = "issuer.add"    // a trusted JWT issuer was added
-	TypeIssuerRemove     = "issuer.remove" // a trusted JWT issuer was removed
+	TypeFunctionTrap     = "function.trap"   // a guest trapped, panicked or exited abnormally
+	TypeRouteAuth        = "route.auth"      // a function route refused or accepted a caller
+	TypeAPIKeyCreate     = "apikey.create"   // an API key was issued
+	TypeAPIKeyRevoke     = "apikey.revoke"   // an API key was revoked
+	TypeDLP              = "dlp.response"    // a response held sensitive data: redacted (success) or blocked (denied)
+	TypeRequestInvalid   = "request.invalid" // a body refused by the route's schema or content type
+	TypeIssuerAdd        = "issuer.add"      // a trusted JWT issuer was added
+	TypeIssuerRemove     = "issuer.remove"   // a trusted JWT issuer was removed
 )
 
 // Event is one security-relevant decision. Field names follow the Elastic

@@ -27,6 +27,7 @@ import (
 	"warden/internal/router"
 	"warden/internal/sandbox"
 	"warden/internal/secheaders"
+	"warden/internal/validate"
 )
 
 // Routes gives the current route table; the deploy service implements it.
@@ -153,6 +154,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if sch := a.Schemas[route.Pattern]; sch != nil && !g.validate(w, r, a, sch, body) {
+		return
+	}
+
 	req := &sandbox.Request{
 		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
 		Host: r.Host, Scheme: "https", RemoteAddr: secheaders.ClientIP(r),
@@ -226,6 +231,29 @@ func textual(contentType string) bool {
 		return true
 	}
 	return false
+}
+
+// validate checks a body against the route's schema: a type other than JSON
+// answers 415, a body that is not JSON or does not match answers 400 with
+// the failing places (never the values). Each refusal is an event.
+func (g *Gateway) validate(w http.ResponseWriter, r *http.Request, a *deploy.Active, sch *validate.Schema, body []byte) bool {
+	if !validate.JSONContentType(r.Header.Get("Content-Type")) {
+		g.emit(r, a, events.TypeRequestInvalid, events.OutcomeDenied, "content type is not JSON", "")
+		problem.Write(w, r, http.StatusUnsupportedMediaType, "this route accepts application/json")
+		return false
+	}
+	problems, err := sch.Validate(body)
+	if err != nil {
+		g.emit(r, a, events.TypeRequestInvalid, events.OutcomeDenied, "body is not JSON", "")
+		problem.Write(w, r, http.StatusBadRequest, "the body is not valid JSON")
+		return false
+	}
+	if len(problems) > 0 {
+		g.emit(r, a, events.TypeRequestInvalid, events.OutcomeDenied, "schema: "+strings.Join(problems, "; "), "")
+		problem.WriteDetails(w, r, problem.Details{Status: http.StatusBadRequest, Detail: "the body does not match the route's schema", Errors: problems})
+		return false
+	}
+	return true
 }
 
 // authenticate applies the route's auth and returns the verified identity.

@@ -57,15 +57,18 @@ type Function struct {
 //   - ArtifactSize is taken from the stored artifact by CreateVersion.
 //   - Manifest holds the raw warden.yaml as uploaded; it is re-parsed on load.
 type Version struct {
-	Namespace      string    `json:"namespace"`
-	Name           string    `json:"name"`
-	Version        int       `json:"version"`
-	Digest         string    `json:"digest"`
-	ArtifactDigest string    `json:"artifactDigest"`
-	ArtifactSize   int64     `json:"artifactSize"`
-	Manifest       []byte    `json:"-"`
-	CreatedAt      time.Time `json:"createdAt"`
-	CreatedBy      string    `json:"createdBy"`
+	Namespace      string `json:"namespace"`
+	Name           string `json:"name"`
+	Version        int    `json:"version"`
+	Digest         string `json:"digest"`
+	ArtifactDigest string `json:"artifactDigest"`
+	ArtifactSize   int64  `json:"artifactSize"`
+	Manifest       []byte `json:"-"`
+	// Files maps paths the manifest names (route schemas) to the digests
+	// of their content, stored like artifacts. Nil when there are none.
+	Files     map[string]string `json:"files,omitempty"`
+	CreatedAt time.Time         `json:"createdAt"`
+	CreatedBy string            `json:"createdBy"`
 }
 
 // Functions keeps functions, versions and artifacts.

@@ -284,10 +284,23 @@ func (db *DB) CreateVersion(ctx context.Context, v store.Version, activate bool)
 			v.Namespace, v.Name).Scan(&v.Version); err != nil {
 			return err
 		}
+		for path, d := range v.Files {
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM artifacts WHERE digest = ?`, d).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("file %s (%s): %w", path, d, store.ErrNotFound)
+			} else if err != nil {
+				return err
+			}
+		}
+		files, err := json.Marshal(v.Files)
+		if err != nil || v.Files == nil {
+			files = []byte("{}")
+		}
 		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO versions (namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			v.Namespace, v.Name, v.Version, v.Digest, v.ArtifactDigest, v.ArtifactSize, v.Manifest, created, v.CreatedBy); err != nil {
+			`INSERT INTO versions (namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			v.Namespace, v.Name, v.Version, v.Digest, v.ArtifactDigest, v.ArtifactSize, v.Manifest, created, v.CreatedBy, string(files)); err != nil {
 			return err
 		}
 		q := `UPDATE functions SET updated_at = ? WHERE namespace = ? AND name = ?`
@@ -377,16 +390,22 @@ func (db *DB) ListFunctions(ctx context.Context) ([]store.Function, error) {
 	return out, nil
 }
 
-const versionColumns = `namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by`
+const versionColumns = `namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files`
 
 func scanVersion(s scanner) (store.Version, error) {
 	var v store.Version
 	var created int64
+	var files string
 	if err := s.Scan(&v.Namespace, &v.Name, &v.Version, &v.Digest, &v.ArtifactDigest, &v.ArtifactSize,
-		&v.Manifest, &created, &v.CreatedBy); err != nil {
+		&v.Manifest, &created, &v.CreatedBy, &files); err != nil {
 		return store.Version{}, err
 	}
 	v.CreatedAt = fromNanos(created)
+	if files != "{}" && files != "" {
+		if err := json.Unmarshal([]byte(files), &v.Files); err != nil {
+			return store.Version{}, fmt.Errorf("files column: %w", err)
+		}
+	}
 	return v, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Credentials", testCredentials},
 		{"CredentialErrors", testCredentialErrors},
 		{"APIKeys", testAPIKeys},
+		{"VersionFiles", testVersionFiles},
 		{"Users", testUsers},
 		{"UserErrors", testUserErrors},
 		{"UpdateUserConcurrent", testUpdateUserConcurrent},
@@ -520,6 +522,35 @@ func credEqual(a, b store.Credential) bool {
 		return false
 	}
 	return a.RevokedAt == nil || a.RevokedAt.Equal(*b.RevokedAt)
+}
+
+func testVersionFiles(t *testing.T, s store.Store) {
+	c := ctx(t)
+	art := putArtifact(t, s, []byte("\x00asm module"))
+	schema := putArtifact(t, s, []byte(`{"type":"object"}`))
+	v, err := s.CreateVersion(c, store.Version{Namespace: "default", Name: "f", ArtifactDigest: art, Manifest: []byte("m"),
+		Files: map[string]string{"./order.schema.json": schema}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Version(c, "default", "f", v.Version)
+	if err != nil || got.Files["./order.schema.json"] != schema || len(got.Files) != 1 {
+		t.Fatalf("Version().Files = %v, %v; want the schema's digest", got.Files, err)
+	}
+	if b, err := s.Artifact(c, schema); err != nil || string(b) != `{"type":"object"}` {
+		t.Fatalf("Artifact(schema) = %q, %v", b, err)
+	}
+	missing := strings.Repeat("ab", 32)
+	if _, err := s.CreateVersion(c, store.Version{Namespace: "default", Name: "f", ArtifactDigest: art,
+		Files: map[string]string{"./gone.json": missing}}, true); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("CreateVersion with a file never stored = %v, want ErrNotFound", err)
+	}
+	if _, err := s.CreateVersion(c, store.Version{Namespace: "default", Name: "g", ArtifactDigest: art}, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Version(c, "default", "g", 1); got.Files != nil {
+		t.Fatalf("a version without files reads back Files = %v", got.Files)
+	}
 }
 
 func testAPIKeys(t *testing.T, s store.Store) {
