@@ -41,7 +41,7 @@ check:
 # same run), then the hot paths' testing.B benchmarks.
 bench: build
 	$(GO) run ./cmd/warden-bench
-	$(GO) test -run='^$$' -bench=. -benchmem ./internal/sandbox ./internal/router ./internal/auth ./internal/events ./internal/manifest
+	$(GO) test -run='^$$' -bench=. -benchmem ./internal/sandbox ./internal/router ./internal/auth ./internal/events ./internal/manifest ./internal/jwtauth ./internal/ratelimit ./internal/dlp ./internal/validate
 
 # Short runs of every fuzz target (longer: FUZZTIME=10m make fuzz).
 FUZZTIME ?= 20s

@@ -173,3 +173,15 @@ func jsonBody(v any) io.Reader {
 func timeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+// call sends one request to the admin API, with the usual timeout, and
+// decodes the JSON answer into out (if non-nil).
+func (g *globals) call(method, path, contentType string, body io.Reader, out any) error {
+	cl, err := g.newClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := timeout(requestTimeout)
+	defer cancel()
+	return cl.request(ctx, method, path, contentType, body, out)
+}

@@ -71,14 +71,8 @@ func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
 				pw.Write(doc)
 			}
 			mw.Close()
-			cl, err := g.newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
 			var res deploy.Result
-			if err := cl.request(ctx, http.MethodPost, "/v1/functions", mw.FormDataContentType(), &body, &res); err != nil {
+			if err := g.call(http.MethodPost, "/v1/functions", mw.FormDataContentType(), &body, &res); err != nil {
 				return err
 			}
 			if g.json {
@@ -140,14 +134,8 @@ func functionsCmd(g *globals, stdout io.Writer) *cobra.Command {
 	ls := &cobra.Command{
 		Use: "ls", Short: "List functions", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cl, err := g.newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
 			var fns []admin.FunctionInfo
-			if err := cl.request(ctx, http.MethodGet, "/v1/functions", "", nil, &fns); err != nil {
+			if err := g.call(http.MethodGet, "/v1/functions", "", nil, &fns); err != nil {
 				return err
 			}
 			if g.json {

@@ -39,14 +39,8 @@ func authCmd(g *globals, stdout io.Writer) *cobra.Command {
 				}
 				in.JWKS = b
 			}
-			cl, err := g.newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
 			var out store.Issuer
-			if err := cl.request(ctx, http.MethodPost, "/v1/auth/jwt", "application/json", jsonBody(in), &out); err != nil {
+			if err := g.call(http.MethodPost, "/v1/auth/jwt", "application/json", jsonBody(in), &out); err != nil {
 				return err
 			}
 			if g.json {
@@ -64,14 +58,8 @@ func authCmd(g *globals, stdout io.Writer) *cobra.Command {
 	ls := &cobra.Command{
 		Use: "ls", Short: "List trusted issuers", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cl, err := g.newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
 			var list []store.Issuer
-			if err := cl.request(ctx, http.MethodGet, "/v1/auth/jwt", "", nil, &list); err != nil {
+			if err := g.call(http.MethodGet, "/v1/auth/jwt", "", nil, &list); err != nil {
 				return err
 			}
 			if g.json {
@@ -92,13 +80,7 @@ func authCmd(g *globals, stdout io.Writer) *cobra.Command {
 	rm := &cobra.Command{
 		Use: "rm NAME", Short: "Stop trusting an issuer (its routes refuse every token)", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := g.newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
-			if err := cl.request(ctx, http.MethodDelete, "/v1/auth/jwt/"+url.PathEscape(args[0]), "", nil, nil); err != nil {
+			if err := g.call(http.MethodDelete, "/v1/auth/jwt/"+url.PathEscape(args[0]), "", nil, nil); err != nil {
 				return err
 			}
 			if !g.json {

@@ -25,14 +25,8 @@ func keysCmd(g *globals, stdout io.Writer) *cobra.Command {
 					in.Scopes = append(in.Scopes, s)
 				}
 			}
-			cl, err := g.newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
 			var out admin.KeyInfo
-			if err := cl.request(ctx, http.MethodPost, "/v1/keys", "application/json", jsonBody(in), &out); err != nil {
+			if err := g.call(http.MethodPost, "/v1/keys", "application/json", jsonBody(in), &out); err != nil {
 				return err
 			}
 			if g.json {
@@ -52,14 +46,8 @@ func keysCmd(g *globals, stdout io.Writer) *cobra.Command {
 	ls := &cobra.Command{
 		Use: "ls", Short: "List API keys (never their secrets)", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cl, err := g.newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
 			var keys []admin.KeyInfo
-			if err := cl.request(ctx, http.MethodGet, "/v1/keys", "", nil, &keys); err != nil {
+			if err := g.call(http.MethodGet, "/v1/keys", "", nil, &keys); err != nil {
 				return err
 			}
 			if g.json {
@@ -86,13 +74,7 @@ func keysCmd(g *globals, stdout io.Writer) *cobra.Command {
 	revoke := &cobra.Command{
 		Use: "revoke ID", Short: "Revoke an API key; it is refused from the next request on", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := g.newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
-			if err := cl.request(ctx, http.MethodDelete, "/v1/keys/"+url.PathEscape(args[0]), "", nil, nil); err != nil {
+			if err := g.call(http.MethodDelete, "/v1/keys/"+url.PathEscape(args[0]), "", nil, nil); err != nil {
 				return err
 			}
 			if g.json {

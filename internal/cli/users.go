@@ -92,14 +92,8 @@ func usersCmd(g *globals, stdout io.Writer) *cobra.Command {
 	ls := &cobra.Command{
 		Use: "ls", Short: "List users (never their secrets)", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cl, err := g.newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
 			var users []admin.UserInfo
-			if err := cl.request(ctx, http.MethodGet, "/v1/users", "", nil, &users); err != nil {
+			if err := g.call(http.MethodGet, "/v1/users", "", nil, &users); err != nil {
 				return err
 			}
 			if g.json {
@@ -127,13 +121,7 @@ func usersCmd(g *globals, stdout io.Writer) *cobra.Command {
 	rm := &cobra.Command{
 		Use: "rm NAME", Short: "Delete a user and end their sessions", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := g.newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
-			if err := cl.request(ctx, http.MethodDelete, "/v1/users/"+url.PathEscape(args[0]), "", nil, nil); err != nil {
+			if err := g.call(http.MethodDelete, "/v1/users/"+url.PathEscape(args[0]), "", nil, nil); err != nil {
 				return err
 			}
 			if g.json {
@@ -274,13 +262,7 @@ func tokensCmd(g *globals, stdout io.Writer) *cobra.Command {
 		Short: "Revoke the bootstrap admin token (once an admin user with TOTP exists)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cl, err := g.newClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
-			if err := cl.request(ctx, http.MethodDelete, "/v1/tokens/bootstrap", "", nil, nil); err != nil {
+			if err := g.call(http.MethodDelete, "/v1/tokens/bootstrap", "", nil, nil); err != nil {
 				return err
 			}
 			if g.json {
