@@ -3,8 +3,10 @@
 // principal with the permission the route declares. It is served only on the
 // admin listener.
 //
-// admin never returns a credential's secret, never serves without a verified
-// credential, and reports failures as problem+json with no internal cause.
+// admin never returns a credential's secret (except the one a create or a
+// login issues, in that answer only), never serves a route without a
+// verified credential except POST /v1/login, and reports failures as
+// problem+json with no internal cause.
 package admin
 
 import (

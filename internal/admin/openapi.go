@@ -42,6 +42,9 @@ func (a *API) OpenAPI() map[string]any {
 		if params != nil {
 			op["parameters"] = params
 		}
+		if rt.Permission == PermPublic {
+			op["security"] = []any{} // the login route takes no credential
+		}
 		item[strings.ToLower(method)] = op
 	}
 	return map[string]any{
