@@ -20,19 +20,10 @@ func (db *DB) CreateIssuer(ctx context.Context, iss store.Issuer) error {
 		jwks = []byte{}
 	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
+		return execAffecting(ctx, tx, store.ErrConflict,
 			`INSERT INTO issuers (name, issuer, audience, jwks_url, jwks, created_at) VALUES (?, ?, ?, ?, ?, ?)
 			 ON CONFLICT (name) DO NOTHING`,
 			iss.Name, iss.Issuer, iss.Audience, iss.JWKSURL, jwks, db.nanos(iss.CreatedAt))
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrConflict
-		}
-		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: create issuer %s: %w", iss.Name, err)
@@ -69,16 +60,7 @@ func (db *DB) ListIssuers(ctx context.Context) ([]store.Issuer, error) {
 // DeleteIssuer implements store.Issuers.
 func (db *DB) DeleteIssuer(ctx context.Context, name string) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM issuers WHERE name = ?`, name)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrNotFound
-		}
-		return nil
+		return execAffecting(ctx, tx, store.ErrNotFound, `DELETE FROM issuers WHERE name = ?`, name)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: delete issuer %s: %w", name, err)

@@ -522,21 +522,12 @@ func (db *DB) CreateCredential(ctx context.Context, c store.Credential) error {
 		kind = store.KindAdmin
 	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
+		return execAffecting(ctx, tx, store.ErrConflict,
 			`INSERT INTO credentials (id, hash, name, role, created_at, revoked_at, kind, scopes, expires_at, last_used_at)
 			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			 ON CONFLICT (id) DO NOTHING`,
 			c.ID, hash, c.Name, c.Role, db.nanos(c.CreatedAt), optNanos(c.RevokedAt),
 			kind, strings.Join(c.Scopes, " "), optNanos(c.ExpiresAt), optNanos(c.LastUsedAt))
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrConflict
-		}
-		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: create credential %s: %w", c.ID, err)
@@ -632,17 +623,8 @@ func (db *DB) RevokeCredential(ctx context.Context, id string, at time.Time) err
 // TouchCredential implements store.Credentials.
 func (db *DB) TouchCredential(ctx context.Context, id string, at time.Time) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
+		return execAffecting(ctx, tx, store.ErrNotFound,
 			`UPDATE credentials SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?`, db.nanos(at), id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrNotFound
-		}
-		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: touch credential %s: %w", id, err)
@@ -753,4 +735,22 @@ func (db *DB) QueryEvents(ctx context.Context, q store.EventQuery) ([]events.Eve
 		return nil, fmt.Errorf("sqlite: query events: %w", err)
 	}
 	return out, nil
+}
+
+// execAffecting runs a statement in tx and returns none when it changed no
+// row (ErrConflict for an insert that met an existing key, ErrNotFound for
+// an update or delete of a missing one).
+func execAffecting(ctx context.Context, tx *sql.Tx, none error, q string, args ...any) error {
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return none
+	}
+	return nil
 }

@@ -39,20 +39,11 @@ func (db *DB) CreateUser(ctx context.Context, u store.User) error {
 		return fmt.Errorf("sqlite: create user: empty name, role or password hash: %w", store.ErrInvalid)
 	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
+		return execAffecting(ctx, tx, store.ErrConflict,
 			`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			 ON CONFLICT (name) DO NOTHING`,
 			u.Name, u.Role, u.PasswordHash, u.TOTPSecret, boolInt(u.MFAEnrolled), u.TOTPLastStep,
 			u.FailedAttempts, optNanos(u.LockedUntil), db.nanos(u.CreatedAt))
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrConflict
-		}
-		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: create user %s: %w", u.Name, err)
@@ -96,16 +87,7 @@ func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
 // DeleteUser implements store.Users.
 func (db *DB) DeleteUser(ctx context.Context, name string) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrNotFound
-		}
-		return nil
+		return execAffecting(ctx, tx, store.ErrNotFound, `DELETE FROM users WHERE name = ?`, name)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: delete user %s: %w", name, err)
