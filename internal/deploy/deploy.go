@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"warden/internal/dlp"
 	"warden/internal/events"
 	"warden/internal/manifest"
 	"warden/internal/router"
@@ -213,6 +214,9 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	}
 	if int64(len(req.Artifact)) > s.cfg.MaxArtifact {
 		return fail(&Error{Kind: KindInvalid, Msg: fmt.Sprintf("artifact is %d bytes; the limit is %d", len(req.Artifact), s.cfg.MaxArtifact)})
+	}
+	if e := credentialsInEnv(m); e != nil {
+		return fail(e)
 	}
 	schemas, fileDigests, ferr := compileSchemas(m, req.Files)
 	if ferr != nil {
@@ -439,6 +443,33 @@ func buildRoutes(active map[string]*Active, changed string) (*router.Table[*Acti
 		}
 	}
 	return router.Build(entries)
+}
+
+// envScanner finds credential-shaped values in a manifest's env.
+var envScanner = dlp.New(dlp.Options{})
+
+// credentialsInEnv refuses a manifest whose plain env holds something that
+// looks like a credential: secrets belong in permissions.secrets, where they
+// are encrypted, granted and audited. The value is never echoed.
+func credentialsInEnv(m *manifest.Manifest) *Error {
+	keys := make([]string, 0, len(m.Env))
+	for k := range m.Env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var details []string
+	for _, k := range keys {
+		for _, f := range envScanner.Scan([]byte(m.Env[k])) {
+			if f.Kind == dlp.KindCard || f.Kind == dlp.KindSSN {
+				continue // sensitive data, not a credential: DLP guards responses
+			}
+			details = append(details, fmt.Sprintf("env.%s looks like a credential (%s); keep it in the secret store and grant it with permissions.secrets", k, f.Kind))
+		}
+	}
+	if len(details) == 0 {
+		return nil
+	}
+	return &Error{Kind: KindInvalid, Msg: "credentials in env", Details: details}
 }
 
 // maxFiles and maxFileSize bound the files a deploy carries.

@@ -302,3 +302,24 @@ func TestEventsFollow(t *testing.T) {
 		t.Fatalf("events --since soon: exit %d, want 2", code)
 	}
 }
+
+// TestCredentialInEnvRefused: a manifest whose plain env holds something
+// shaped like a credential is refused at deploy, naming the key and the
+// kind, never the value.
+func TestCredentialInEnvRefused(t *testing.T) {
+	in := start(t, t.TempDir())
+	secret := "sk_" + "live_" + strings.Repeat("4eC39HqLyjWDarjtT1zdp7dc", 1)
+	path := fixture(t, "hello", func(m string) string {
+		return strings.Replace(m, "env: {GREETING: Hello}", "env: {GREETING: Hello, PAYMENTS: "+secret+"}", 1)
+	})
+	_, errOut, code := in.cli("deploy", "-f", path)
+	if code != 1 || !strings.Contains(errOut, "env.PAYMENTS looks like a credential (stripe_key)") || strings.Contains(errOut, secret) {
+		t.Fatalf("deploy with a key in env: exit %d, %q", code, errOut)
+	}
+	for _, e := range in.eventsOf(events.TypeFunctionDeploy) {
+		b, _ := json.Marshal(e)
+		if strings.Contains(string(b), secret) {
+			t.Fatal("an event holds the credential")
+		}
+	}
+}
