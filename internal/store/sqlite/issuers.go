@@ -33,28 +33,21 @@ func (db *DB) CreateIssuer(ctx context.Context, iss store.Issuer) error {
 
 // ListIssuers implements store.Issuers.
 func (db *DB) ListIssuers(ctx context.Context) ([]store.Issuer, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT name, issuer, audience, jwks_url, jwks, created_at FROM issuers ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list issuers: %w", err)
+	return queryAll(ctx, db.r, "list issuers", scanIssuer,
+		`SELECT name, issuer, audience, jwks_url, jwks, created_at FROM issuers ORDER BY name`)
+}
+
+func scanIssuer(s scanner) (store.Issuer, error) {
+	var iss store.Issuer
+	var created int64
+	if err := s.Scan(&iss.Name, &iss.Issuer, &iss.Audience, &iss.JWKSURL, &iss.JWKS, &created); err != nil {
+		return store.Issuer{}, err
 	}
-	defer rows.Close()
-	var out []store.Issuer
-	for rows.Next() {
-		var iss store.Issuer
-		var created int64
-		if err := rows.Scan(&iss.Name, &iss.Issuer, &iss.Audience, &iss.JWKSURL, &iss.JWKS, &created); err != nil {
-			return nil, fmt.Errorf("sqlite: list issuers: %w", err)
-		}
-		if len(iss.JWKS) == 0 {
-			iss.JWKS = nil
-		}
-		iss.CreatedAt = fromNanos(created)
-		out = append(out, iss)
+	if len(iss.JWKS) == 0 {
+		iss.JWKS = nil
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list issuers: %w", err)
-	}
-	return out, nil
+	iss.CreatedAt = fromNanos(created)
+	return iss, nil
 }
 
 // DeleteIssuer implements store.Issuers.

@@ -371,23 +371,7 @@ func (db *DB) Function(ctx context.Context, namespace, name string) (store.Funct
 
 // ListFunctions implements store.Functions.
 func (db *DB) ListFunctions(ctx context.Context) ([]store.Function, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+functionColumns+` FROM functions ORDER BY namespace, name`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list functions: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Function
-	for rows.Next() {
-		f, err := scanFunction(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list functions: %w", err)
-		}
-		out = append(out, f)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list functions: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, db.r, "list functions", scanFunction, `SELECT `+functionColumns+` FROM functions ORDER BY namespace, name`)
 }
 
 const versionColumns = `namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files`
@@ -581,23 +565,7 @@ func (db *DB) Credential(ctx context.Context, id string) (store.Credential, erro
 
 // ListCredentials implements store.Credentials.
 func (db *DB) ListCredentials(ctx context.Context) ([]store.Credential, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+credentialColumns+` FROM credentials ORDER BY created_at, id`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list credentials: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Credential
-	for rows.Next() {
-		c, err := scanCredential(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list credentials: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list credentials: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, db.r, "list credentials", scanCredential, `SELECT `+credentialColumns+` FROM credentials ORDER BY created_at, id`)
 }
 
 // RevokeCredential implements store.Credentials.
@@ -753,4 +721,26 @@ func execAffecting(ctx context.Context, tx *sql.Tx, none error, q string, args .
 		return none
 	}
 	return nil
+}
+
+// queryAll runs a query on the reader pool and scans every row; what names
+// the operation in errors.
+func queryAll[T any](ctx context.Context, r *sql.DB, what string, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	return out, nil
 }

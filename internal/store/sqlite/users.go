@@ -65,23 +65,7 @@ func (db *DB) User(ctx context.Context, name string) (store.User, error) {
 
 // ListUsers implements store.Users.
 func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list users: %w", err)
-	}
-	defer rows.Close()
-	var out []store.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list users: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list users: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, db.r, "list users", scanUser, `SELECT `+userColumns+` FROM users ORDER BY name`)
 }
 
 // DeleteUser implements store.Users.
