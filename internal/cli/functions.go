@@ -107,16 +107,6 @@ func size(n int64) string {
 	return strconv.FormatInt(n, 10) + "B"
 }
 
-// target resolves a NAME argument and a client for a command about one
-// function.
-func (g *globals) target(arg string) (cl *client, namespace, name string, err error) {
-	if namespace, name, err = splitName(arg); err != nil {
-		return nil, "", "", err
-	}
-	cl, err = g.newClient()
-	return cl, namespace, name, err
-}
-
 // fnPath is the admin API path of a function.
 func fnPath(namespace, name string) string {
 	return "/v1/functions/" + url.PathEscape(namespace) + "/" + url.PathEscape(name)
@@ -156,14 +146,12 @@ func functionsCmd(g *globals, stdout io.Writer) *cobra.Command {
 	get := &cobra.Command{
 		Use: "get NAME", Short: "Describe a function: versions, routes, limits, grants", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, ns, name, err := g.target(args[0])
+			ns, name, err := splitName(args[0])
 			if err != nil {
 				return err
 			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
 			var f admin.FunctionInfo
-			if err := cl.request(ctx, http.MethodGet, fnPath(ns, name), "", nil, &f); err != nil {
+			if err := g.call(http.MethodGet, fnPath(ns, name), "", nil, &f); err != nil {
 				return err
 			}
 			if g.json {
@@ -206,13 +194,11 @@ func functionsCmd(g *globals, stdout io.Writer) *cobra.Command {
 	rm := &cobra.Command{
 		Use: "rm NAME", Short: "Delete a function and all its versions", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, ns, name, err := g.target(args[0])
+			ns, name, err := splitName(args[0])
 			if err != nil {
 				return err
 			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
-			if err := cl.request(ctx, http.MethodDelete, fnPath(ns, name), "", nil, nil); err != nil {
+			if err := g.call(http.MethodDelete, fnPath(ns, name), "", nil, nil); err != nil {
 				return err
 			}
 			if g.json {
@@ -231,18 +217,16 @@ func rollbackCmd(g *globals, stdout io.Writer) *cobra.Command {
 	c := &cobra.Command{
 		Use: "rollback NAME [--to VERSION]", Short: "Make an earlier version active again", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, ns, name, err := g.target(args[0])
+			ns, name, err := splitName(args[0])
 			if err != nil {
 				return err
 			}
 			if to < 0 {
 				return usageErr("--to must be a version number")
 			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
 			var res deploy.Result
 			path := fnPath(ns, name) + "/rollback"
-			if err := cl.request(ctx, http.MethodPost, path, "application/json", jsonBody(map[string]int{"to": to}), &res); err != nil {
+			if err := g.call(http.MethodPost, path, "application/json", jsonBody(map[string]int{"to": to}), &res); err != nil {
 				return err
 			}
 			if g.json {
@@ -266,7 +250,7 @@ func invokeCmd(g *globals, stdout io.Writer) *cobra.Command {
 	c := &cobra.Command{
 		Use: "invoke NAME [--data STR|@FILE] [--header K:V]", Short: "Call a function's active version through the admin API", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, ns, name, err := g.target(args[0])
+			ns, name, err := splitName(args[0])
 			if err != nil {
 				return err
 			}
@@ -293,11 +277,9 @@ func invokeCmd(g *globals, stdout io.Writer) *cobra.Command {
 					in.Method = http.MethodPost
 				}
 			}
-			ctx, cancel := timeout(requestTimeout)
-			defer cancel()
 			var out admin.InvokeResponse
 			p := fnPath(ns, name) + "/invoke"
-			if err := cl.request(ctx, http.MethodPost, p, "application/json", jsonBody(in), &out); err != nil {
+			if err := g.call(http.MethodPost, p, "application/json", jsonBody(in), &out); err != nil {
 				return err
 			}
 			if g.json {
