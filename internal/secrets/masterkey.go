@@ -56,6 +56,12 @@ func LoadOrCreateMasterKey(path string) (key []byte, created bool, err error) {
 	return key, true, nil
 }
 
+// ReadMasterKey reads an operator-supplied master key file, with the checks
+// of [LoadOrCreateMasterKey] (mode 0600 or narrower, at least
+// [MasterKeySize] bytes); a missing file is an error, never a new key. The
+// key belongs to the caller, who clears it after use.
+func ReadMasterKey(path string) ([]byte, error) { return readMasterKey(path) }
+
 func readMasterKey(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {

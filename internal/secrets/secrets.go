@@ -2,9 +2,19 @@
 // rest: envelope encryption and the key hierarchy (master key → key-encryption
 // key → one data key per sealed value).
 //
+// Master-key rotation: a [Keyring] seals under its current key and opens
+// values under any key it holds. The keys come either from the operator
+// ([ExternalKeyring]: the current master key plus previous ones) or from a
+// [KeyDir] the server manages itself (<data>/keys/, generated on first
+// start), whose [KeyDir.Rotate] makes a new key current without ever losing
+// a key a stored value may still need. After a rotation every stored value
+// is moved to the current key with [Keyring.Rewrap] (which re-wraps only the
+// data key), then the old key is retired.
+//
 // secrets never logs plaintext, never puts plaintext or key material in an
-// error, returns plaintext only to the caller of [Open], and never stores a
-// data key unwrapped: a [Sealed] value holds only the wrapped data key.
+// error, returns plaintext only to the caller of [Open] or [Keyring.Open],
+// never stores a data key unwrapped (a [Sealed] value holds only the wrapped
+// data key), and never deletes or overwrites a master key file.
 package secrets
 
 import (
