@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"warden/internal/auth"
+	"warden/internal/capability"
 	"warden/internal/deploy"
 	"warden/internal/events"
 	"warden/internal/gateway"
@@ -42,9 +43,14 @@ type Config struct {
 	Keys    *auth.APIKeys
 	Issuers *auth.Issuers
 	Users   *auth.Users // operator accounts, logins and their session tokens
-	Events  events.Emitter
-	Flusher interface{ Flush(context.Context) error } // makes emitted events visible to queries
-	Logger  *slog.Logger
+	// Vault keeps secrets and KV values; Capabilities flushes grant usage
+	// before a review; MasterKeys reports and rotates the master key.
+	Vault        *capability.Vault
+	Capabilities interface{ Flush(context.Context) error }
+	MasterKeys   MasterKeys
+	Events       events.Emitter
+	Flusher      interface{ Flush(context.Context) error } // makes emitted events visible to queries
+	Logger       *slog.Logger
 	// FollowPoll is how often a following event stream polls the store
 	// (default 500ms).
 	FollowPoll time.Duration
@@ -111,6 +117,20 @@ func (a *API) Routes() []Route {
 		{"POST /v1/auth/jwt", PermIssuers, "Trust a JWT issuer (routes name it as auth: jwt:<name>)", a.addIssuer},
 		{"GET /v1/auth/jwt", PermIssuers, "List trusted JWT issuers", a.listIssuers},
 		{"DELETE /v1/auth/jwt/{name}", PermIssuers, "Stop trusting a JWT issuer", a.removeIssuer},
+		{"GET /v1/secrets", PermSecretsRead, "List secrets: names, versions, dates, grants (never values)", a.listSecrets},
+		{"POST /v1/secrets/{namespace}/{name}", PermSecrets, "Create a secret (raw body); 409 if it exists", a.putSecret(true)},
+		{"POST /v1/secrets/{namespace}/{name}/rotate", PermSecrets, "Add a version (raw body); the previous one stays readable for ?grace=, default 24h", a.putSecret(false)},
+		{"GET /v1/secrets/{namespace}/{name}", PermSecretsRead, "A secret's versions (never values)", a.secretHistory},
+		{"DELETE /v1/secrets/{namespace}/{name}", PermSecrets, "Destroy every version of a secret", a.deleteSecret},
+		{"GET /v1/master-key", PermSecretsRead, "Master key status: current key, sealed values per key, re-wrap progress", a.masterKeyStatus},
+		{"POST /v1/master-key/rotate", PermSecrets, "Rotate the managed master key; data keys are re-wrapped online", a.rotateMasterKey},
+		{"GET /v1/kv", PermKV, "List KV buckets", a.listBuckets},
+		{"GET /v1/kv/{namespace}/{bucket}", PermKV, "List keys of a bucket (?prefix=&after=&limit=)", a.listKeysOfBucket},
+		{"GET /v1/kv/{namespace}/{bucket}/{key}", PermKV, "Read a value (raw body)", a.kvGet},
+		{"PUT /v1/kv/{namespace}/{bucket}/{key}", PermKV, "Write a value (raw body, ?ttl=)", a.kvWrite(false)},
+		{"DELETE /v1/kv/{namespace}/{bucket}/{key}", PermKV, "Delete a key", a.kvWrite(true)},
+		{"GET /v1/egress", PermAccess, "Egress summary per function and origin (?namespace=&function=)", a.egressStats},
+		{"GET /v1/access/{namespace}/{name}/review", PermAccess, "Unused-grant review of a function's active version (?unusedFor=30d)", a.accessReview},
 	}
 }
 

@@ -9,17 +9,21 @@ import (
 // Permissions a route can require. A role is a set of permissions; the
 // bootstrap admin token holds the admin role.
 const (
-	PermRead     = "functions:read"   // list and describe functions
-	PermDeploy   = "functions:deploy" // deploy and roll back
-	PermDelete   = "functions:delete"
-	PermInvoke   = "functions:invoke"
-	PermEvents   = "events:read"
-	PermMetadata = "api:read" // health, the OpenAPI document, unknown paths (404)
-	PermKeys     = "keys:manage"
-	PermUsers    = "users:manage"   // create, list and delete users; reset anyone's TOTP
-	PermMFA      = "account:mfa"    // enroll TOTP: one's own, or anyone's with PermUsers
-	PermTokens   = "tokens:manage"  // revoke the bootstrap token
-	PermIssuers  = "issuers:manage" // add, list and remove trusted JWT issuers
+	PermRead        = "functions:read"   // list and describe functions
+	PermDeploy      = "functions:deploy" // deploy and roll back
+	PermDelete      = "functions:delete"
+	PermInvoke      = "functions:invoke"
+	PermEvents      = "events:read"
+	PermMetadata    = "api:read" // health, the OpenAPI document, unknown paths (404)
+	PermKeys        = "keys:manage"
+	PermUsers       = "users:manage"   // create, list and delete users; reset anyone's TOTP
+	PermMFA         = "account:mfa"    // enroll TOTP: one's own, or anyone's with PermUsers
+	PermTokens      = "tokens:manage"  // revoke the bootstrap token
+	PermIssuers     = "issuers:manage" // add, list and remove trusted JWT issuers
+	PermSecrets     = "secrets:manage" // create, rotate and destroy secrets; rotate the master key
+	PermSecretsRead = "secrets:list"   // secret names, versions and grants, never values; master key status
+	PermKV          = "kv:manage"      // read and write function KV buckets
+	PermAccess      = "access:review"  // grant usage reviews and egress summaries
 	// PermPublic marks the one route served without a credential
 	// (POST /v1/login). No role holds it; the guard does not authenticate it.
 	PermPublic = "public"
@@ -34,17 +38,19 @@ type roleSpec struct {
 // roles is the role table. Every admin route declares one permission; a
 // role may call the routes whose permission it holds.
 //
-//	admin     everything; MFA required
-//	deployer  deploy, roll back, read and invoke functions
-//	auditor   the event log and read-only function metadata
+//	admin     everything; MFA required (the only role that sets, rotates
+//	          or destroys secrets and reads or writes KV values)
+//	deployer  deploy, roll back, read and invoke functions; list secrets
+//	auditor   the event log, read-only function metadata, secret listings,
+//	          access reviews and egress summaries
 //	viewer    read-only function metadata
 //
 // Every role may read API metadata and enroll its own TOTP.
 var roles = map[string]roleSpec{
 	auth.RoleAdmin: {mfa: true, perms: []string{PermRead, PermDeploy, PermDelete, PermInvoke, PermEvents,
-		PermMetadata, PermKeys, PermUsers, PermMFA, PermTokens, PermIssuers}},
-	auth.RoleDeployer: {perms: []string{PermRead, PermDeploy, PermInvoke, PermMetadata, PermMFA}},
-	auth.RoleAuditor:  {perms: []string{PermRead, PermEvents, PermMetadata, PermMFA}},
+		PermMetadata, PermKeys, PermUsers, PermMFA, PermTokens, PermIssuers, PermSecrets, PermSecretsRead, PermKV, PermAccess}},
+	auth.RoleDeployer: {perms: []string{PermRead, PermDeploy, PermInvoke, PermMetadata, PermMFA, PermSecretsRead}},
+	auth.RoleAuditor:  {perms: []string{PermRead, PermEvents, PermMetadata, PermMFA, PermSecretsRead, PermAccess}},
 	auth.RoleViewer:   {perms: []string{PermRead, PermMetadata, PermMFA}},
 }
 

@@ -70,12 +70,73 @@ type Users struct {
 	// RequireMFA reports whether a role must present a TOTP code to log in
 	// (and so cannot log in before enrolling). Nil: only RoleAdmin.
 	RequireMFA func(role string) bool
+	// Seeds encrypts TOTP seeds at rest; nil keeps them as given (tests of
+	// this package only: the server always sets it).
+	Seeds SeedCipher
 
 	initOnce sync.Once
 	dummy    string        // a hash of a random password, verified for unknown users
 	sem      chan struct{} // bounds concurrent argon2id work
 	mu       sync.Mutex
 	ghosts   map[string]ghost // lockout state of names that are not users
+}
+
+// SeedCipher seals TOTP seeds for storage and opens them. Both are local
+// crypto operations: they never call the store (they run inside
+// UpdateUser).
+type SeedCipher interface {
+	SealTOTP(ctx context.Context, user, seed string) (sealed, keyID string, err error)
+	// OpenTOTP returns the seed; a keyID of "" means stored as given.
+	OpenTOTP(ctx context.Context, user, stored, keyID string) (string, error)
+}
+
+// seal returns what to store for seed.
+func (u *Users) seal(ctx context.Context, user, seed string) (string, string, error) {
+	if u.Seeds == nil {
+		return seed, "", nil
+	}
+	return u.Seeds.SealTOTP(ctx, user, seed)
+}
+
+// seed returns usr's TOTP seed in clear.
+func (u *Users) seed(ctx context.Context, usr *store.User) (string, error) {
+	if usr.TOTPKeyID == "" || u.Seeds == nil {
+		return usr.TOTPSecret, nil
+	}
+	return u.Seeds.OpenTOTP(ctx, usr.Name, usr.TOTPSecret, usr.TOTPKeyID)
+}
+
+// SealSeeds encrypts every TOTP seed still stored as given (written before
+// seeds were encrypted) and returns how many it sealed.
+func (u *Users) SealSeeds(ctx context.Context) (int, error) {
+	if u.Seeds == nil {
+		return 0, nil
+	}
+	list, err := u.Store.ListUsers(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, usr := range list {
+		if usr.TOTPSecret == "" || usr.TOTPKeyID != "" {
+			continue
+		}
+		sealed, id, err := u.Seeds.SealTOTP(ctx, usr.Name, usr.TOTPSecret)
+		if err != nil {
+			return n, err
+		}
+		_, err = u.Store.UpdateUser(ctx, usr.Name, func(s *store.User) error {
+			if s.TOTPKeyID == "" && s.TOTPSecret == usr.TOTPSecret {
+				s.TOTPSecret, s.TOTPKeyID = sealed, id
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // ghost is the failure record of a name that is not a user.
@@ -208,11 +269,15 @@ func (u *Users) StartTOTP(ctx context.Context, name string) (uri string, err err
 	if err != nil {
 		return "", err
 	}
+	sealed, keyID, err := u.seal(ctx, name, secret)
+	if err != nil {
+		return "", fmt.Errorf("seal totp seed: %w", err)
+	}
 	_, err = u.Store.UpdateUser(ctx, name, func(usr *store.User) error {
 		if usr.MFAEnrolled {
 			return ErrMFAEnrolled
 		}
-		usr.TOTPSecret, usr.TOTPLastStep = secret, 0
+		usr.TOTPSecret, usr.TOTPKeyID, usr.TOTPLastStep = sealed, keyID, 0
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -236,7 +301,11 @@ func (u *Users) ConfirmTOTP(ctx context.Context, name, code string) error {
 		if usr.TOTPSecret == "" {
 			return ErrNoPending
 		}
-		step, err := CheckTOTP(code, usr.TOTPSecret, now, usr.TOTPLastStep)
+		seed, err := u.seed(ctx, usr)
+		if err != nil {
+			return fmt.Errorf("open totp seed: %w", err)
+		}
+		step, err := CheckTOTP(code, seed, now, usr.TOTPLastStep)
 		if err != nil {
 			return err
 		}
@@ -253,7 +322,7 @@ func (u *Users) ConfirmTOTP(ctx context.Context, name, code string) error {
 // requires MFA cannot log in again until it enrolls anew.
 func (u *Users) ResetTOTP(ctx context.Context, name string) error {
 	_, err := u.Store.UpdateUser(ctx, name, func(usr *store.User) error {
-		usr.TOTPSecret, usr.MFAEnrolled, usr.TOTPLastStep = "", false, 0
+		usr.TOTPSecret, usr.TOTPKeyID, usr.MFAEnrolled, usr.TOTPLastStep = "", "", false, 0
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -338,7 +407,11 @@ func (u *Users) Login(ctx context.Context, name, password, code string) (Session
 			if code == "" {
 				return &LoginError{Reason: ReasonMissingCode}
 			}
-			step, err := CheckTOTP(code, s.TOTPSecret, now, s.TOTPLastStep)
+			seed, err := u.seed(ctx, s)
+			if err != nil {
+				return fmt.Errorf("open totp seed: %w", err)
+			}
+			step, err := CheckTOTP(code, seed, now, s.TOTPLastStep)
 			if err != nil {
 				return &LoginError{Reason: ReasonBadCode}
 			}

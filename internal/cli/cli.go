@@ -30,7 +30,13 @@ func usageErr(msg string) error { return &usageError{msg} }
 
 // Main runs the command line and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	return MainStdin(args, os.Stdin, stdout, stderr)
+}
+
+// MainStdin is Main reading standard input from stdin.
+func MainStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
+	root.SetIn(stdin)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
@@ -75,6 +81,10 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		usersCmd(g, stdout),
 		loginCmd(g, stdout),
 		tokensCmd(g, stdout),
+		secretsCmd(g, stdout),
+		kvCmd(g, stdout),
+		egressCmd(g, stdout),
+		accessCmd(g, stdout),
 	)
 	// Argument-count errors are usage errors too.
 	var wrap func(c *cobra.Command)

@@ -47,6 +47,9 @@ func serverCmd(g *globals, stdout io.Writer) *cobra.Command {
 	f.IntVar(&cfg.KeyRate, "key-rate", cfg.KeyRate, "requests per second per API key or token subject, burst twice that (0: off)")
 	f.StringVar(&cfg.RedisURL, "redis", "", "Redis URL for rate limits shared by several nodes (default: in memory)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long to drain in-flight requests on shutdown")
+	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "file (0600) holding the master key, base64; default: env "+config.MasterKeyEnv+", else keys generated in DATA/keys (development only)")
+	f.StringVar(&cfg.PreviousMasterKeyFile, "previous-master-key-file", "", "the master key being rotated away from; values it wraps are re-wrapped at start (env "+config.PreviousMasterKeyEnv+")")
+	f.Int64Var(&cfg.KVMaxBucket, "kv-max-bucket", 0, "live bytes per KV bucket (default 64 MiB)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return c
 }

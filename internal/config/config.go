@@ -27,7 +27,22 @@ type Config struct {
 	KeyRate         int           // requests per second per credential (API key, token subject), burst twice that; 0 = off
 	RedisURL        string        // shared rate-limit state for several nodes; "" = in memory
 	ShutdownTimeout time.Duration // how long graceful shutdown waits for in-flight requests
+	// MasterKeyFile holds the master key that wraps every secret's and KV
+	// value's data key; "" = the environment (MasterKeyEnv), else keys
+	// generated and kept in DATA/keys (a dev default, with a warning).
+	MasterKeyFile string
+	// PreviousMasterKeyFile is the master key being rotated away from:
+	// values still wrapped by it are readable and re-wrapped at start.
+	PreviousMasterKeyFile string
+	// KVMaxBucket bounds the live bytes of one KV bucket; 0 = 64 MiB.
+	KVMaxBucket int64
 }
+
+// Environment variables holding master keys (base64) when no file is given.
+const (
+	MasterKeyEnv         = "WARDEN_MASTER_KEY"
+	PreviousMasterKeyEnv = "WARDEN_PREVIOUS_MASTER_KEY"
+)
 
 // Default returns the embedded defaults.
 func Default() Config {
@@ -77,6 +92,12 @@ func (c Config) Validate() error {
 	if c.InsecureHTTP && c.TLSCert != "" {
 		errs = append(errs, errors.New("--insecure-http and --tls-cert exclude each other"))
 	}
+	if c.PreviousMasterKeyFile != "" && c.MasterKeyFile == "" {
+		errs = append(errs, errors.New("--previous-master-key-file needs --master-key-file (the key rotated to)"))
+	}
+	if c.KVMaxBucket < 0 {
+		errs = append(errs, errors.New("--kv-max-bucket must not be negative"))
+	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown timeout must be positive"))
 	}
@@ -100,4 +121,5 @@ func hasZeroPort(addr string) bool {
 func (c Config) TLSDir() string         { return filepath.Join(c.DataDir, "tls") }
 func (c Config) DBPath() string         { return filepath.Join(c.DataDir, "warden.db") }
 func (c Config) CacheDir() string       { return filepath.Join(c.DataDir, "cache") }
+func (c Config) KeyDir() string         { return filepath.Join(c.DataDir, "keys") }
 func (c Config) AdminTokenPath() string { return filepath.Join(c.DataDir, "admin.token") }

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"warden/internal/capability"
 	"warden/internal/dlp"
 	"warden/internal/events"
 	"warden/internal/manifest"
@@ -39,6 +40,9 @@ type Config struct {
 	Events      events.Emitter
 	Logger      *slog.Logger
 	MaxArtifact int64
+	// Capabilities makes each version's host (its grants); nil: every
+	// capability call is denied.
+	Capabilities *capability.Service
 }
 
 // Active is a function's active version, ready to invoke. It is immutable:
@@ -47,6 +51,9 @@ type Active struct {
 	Version  store.Version
 	Manifest *manifest.Manifest
 	Fn       *sandbox.Function
+	// Host serves the version's capability calls under its grants; nil
+	// without a capability service.
+	Host *capability.Host
 	// Schemas holds the compiled request schema of each route that names
 	// one, by route pattern.
 	Schemas map[string]*validate.Schema
@@ -164,7 +171,12 @@ func (s *Service) Load(ctx context.Context) error {
 			s.log.Error("stored schema no longer valid; function not served", "function", key(f.Namespace, f.Name), "version", v.Version, "err", err)
 			continue
 		}
-		active[key(f.Namespace, f.Name)] = &Active{Version: v, Manifest: m, Schemas: schemas, Fn: s.cfg.Engine.Function(s.spec(v, m))}
+		a := &Active{Version: v, Manifest: m, Schemas: schemas}
+		if err := s.bind(a); err != nil {
+			s.log.Error("stored permissions no longer valid; function not served", "function", key(f.Namespace, f.Name), "version", v.Version, "err", err)
+			continue
+		}
+		active[key(f.Namespace, f.Name)] = a
 	}
 	routes, err := buildRoutes(active, "")
 	if err != nil {
@@ -218,6 +230,11 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	if e := credentialsInEnv(m); e != nil {
 		return fail(e)
 	}
+	if s.cfg.Capabilities != nil {
+		if _, err := s.cfg.Capabilities.ForFunction(m.Namespace, m.Name, 0, m.Permissions); err != nil {
+			return fail(&Error{Kind: KindInvalid, Msg: "permissions cannot be enforced: " + err.Error(), Err: err})
+		}
+	}
 	schemas, fileDigests, ferr := compileSchemas(m, req.Files)
 	if ferr != nil {
 		return fail(ferr)
@@ -260,7 +277,10 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 		return fail(&Error{Msg: "store version failed", Err: err})
 	}
 	next.Version = v
-	next.Fn = s.cfg.Engine.Function(s.spec(v, m))
+	if err := s.bind(next); err != nil {
+		// Checked above; the version is stored but not served.
+		return fail(&Error{Msg: "bind capabilities failed", Err: err})
+	}
 	if err := next.Fn.Prepare(ctx); err != nil {
 		// Check compiled this module moments ago; a failure here is I/O.
 		// The version is stored and active: it loads on first use.
@@ -328,7 +348,9 @@ func (s *Service) Rollback(ctx context.Context, namespace, name string, to int, 
 	if err != nil {
 		return fail(&Error{Kind: KindConflict, Msg: err.Error(), Err: err})
 	}
-	next.Fn = s.cfg.Engine.Function(s.spec(v, m))
+	if err := s.bind(next); err != nil {
+		return fail(&Error{Kind: KindRejected, Msg: fmt.Sprintf("version %d's permissions cannot be enforced", to), Err: err})
+	}
 	if err := next.Fn.Prepare(ctx); err != nil {
 		next.Fn.Close()
 		return fail(&Error{Kind: KindRejected, Msg: fmt.Sprintf("version %d could not be loaded", to), Err: err})
@@ -389,14 +411,34 @@ func (s *Service) swap(cur *state, k string, next *Active, routes *router.Table[
 	}
 }
 
-func (s *Service) spec(v store.Version, m *manifest.Manifest) sandbox.Spec {
+// bind gives a its capability host and its sandbox function.
+func (s *Service) bind(a *Active) error {
+	v, m := a.Version, a.Manifest
 	st := s.cfg.Store
 	artifact := v.ArtifactDigest
-	return sandbox.Spec{
+	spec := sandbox.Spec{
 		Namespace: v.Namespace, Name: v.Name, Version: v.Version, Digest: v.Digest,
 		ABI: m.ABI, Limits: m.Limits, Env: m.Env,
 		Load: func(ctx context.Context) ([]byte, error) { return st.Artifact(ctx, artifact) },
 	}
+	if s.cfg.Capabilities != nil {
+		h, err := s.cfg.Capabilities.ForFunction(v.Namespace, v.Name, v.Version, m.Permissions)
+		if err != nil {
+			return err
+		}
+		a.Host, spec.Host = h, h
+		if h.HasEgress() {
+			// Instances of a function that calls out spend most of an
+			// invocation blocked on the network, not on a CPU: let them
+			// be as many as the function's concurrency, not GOMAXPROCS.
+			spec.PoolSize = m.Limits.Concurrency
+			if spec.PoolSize <= 0 {
+				spec.PoolSize = manifest.DefaultConcurrency
+			}
+		}
+	}
+	a.Fn = s.cfg.Engine.Function(spec)
+	return nil
 }
 
 func (s *Service) emit(typ, outcome, reason, namespace, name string, version int, o Origin) {

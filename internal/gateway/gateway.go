@@ -189,11 +189,40 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // default) replaces sensitive values with a marker, block answers 502
 // instead, off passes. Each hit is an event with kinds and counts, never a
 // value. It reports whether the response may be written.
+//
+// A function that holds secrets has its response checked for their exact
+// values too, binary bodies included: a binary body holding one is blocked
+// (redacting would corrupt it). If those values cannot be read the response
+// is refused: it is never passed unchecked.
 func (g *Gateway) inspect(w http.ResponseWriter, r *http.Request, a *deploy.Active, route manifest.Route, resp *sandbox.Response) bool {
-	if route.DLP == "off" || len(resp.Body) == 0 || !textual(resp.Header.Get("Content-Type")) {
+	if route.DLP == "off" || len(resp.Body) == 0 {
 		return true
 	}
-	body, found := g.dlp.Redact(resp.Body)
+	scanner := g.dlp
+	if a.Host != nil {
+		s, err := a.Host.DLP(r.Context())
+		if err != nil {
+			g.log.Error("response check failed: the function's secrets could not be read", "function", a.Key(), "request_id", reqid.From(r.Context()), "err", err)
+			problem.Write(w, r, http.StatusBadGateway, "the function's response could not be checked")
+			return false
+		}
+		if s != nil {
+			scanner = s
+		}
+	}
+	isText := textual(resp.Header.Get("Content-Type"))
+	if !isText && scanner == g.dlp {
+		return true
+	}
+	var (
+		body  []byte
+		found []dlp.Finding
+	)
+	if isText {
+		body, found = scanner.Redact(resp.Body)
+	} else if found = onlySecrets(scanner.Scan(resp.Body)); len(found) > 0 {
+		route.DLP = "block"
+	}
 	if len(found) == 0 {
 		return true
 	}
@@ -215,6 +244,17 @@ func (g *Gateway) inspect(w http.ResponseWriter, r *http.Request, a *deploy.Acti
 	g.cfg.Events.Emit(ev)
 	resp.Body = body
 	return true
+}
+
+// onlySecrets keeps the exact-secret findings (in a binary body the
+// pattern detectors would see noise).
+func onlySecrets(fs []dlp.Finding) []dlp.Finding {
+	for _, f := range fs {
+		if f.Kind == dlp.KindSecret {
+			return []dlp.Finding{f}
+		}
+	}
+	return nil
 }
 
 // textual reports whether a response of this media type is inspected:

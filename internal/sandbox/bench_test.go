@@ -136,3 +136,43 @@ func coldStart(b *testing.B, dir string) {
 		}
 	}
 }
+
+// benchHost answers SecretGet with a fixed 32-byte value and nothing else.
+type benchHost struct{ Host }
+
+var benchSecret = []byte("0123456789abcdef0123456789abcdef")
+
+func (benchHost) SecretGet(context.Context, Invocation, string) ([]byte, error) {
+	return benchSecret, nil // the sandbox only reads it
+}
+
+// BenchmarkInvokeHostCall: a warm reactor invocation of the caps guest
+// that makes no host call, one secret_get, and 100 (through warden.Secret,
+// with a trivial Host), so the cost of a host call is visible.
+func BenchmarkInvokeHostCall(b *testing.B) {
+	for _, bc := range []struct{ name, path string }{
+		{"none", "/bench/none"},
+		{"secret_get", "/bench/secret"},
+		{"secret_get_x100", "/bench/secret100"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e, _ := newEngine(b, Config{})
+			s := spec(b, "caps", 1, manifest.Limits{})
+			s.Host = benchHost{}
+			f := e.Function(s)
+			ctx := context.Background()
+			req := get(bc.path, "")
+			if resp, err := f.Invoke(ctx, req); err != nil || resp.Status != 200 {
+				b.Fatalf("Invoke = %v, %v", resp, err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				resp, err := f.Invoke(ctx, req)
+				if err != nil || resp.Status != 200 {
+					b.Fatalf("Invoke = %v, %v", resp, err)
+				}
+			}
+		})
+	}
+}

@@ -29,6 +29,15 @@ type Spec struct {
 	Limits          manifest.Limits
 	Env             map[string]string                         // the manifest's env: the ONLY environment the guest sees
 	Load            func(ctx context.Context) ([]byte, error) // returns the wasm; called whenever the compiled module must be (re)loaded
+	// Host serves the version's capability calls (secret_get, kv_*,
+	// http_request) and checks its grants on each. nil: every capability
+	// call returns the denied code.
+	Host Host
+	// PoolSize bounds the version's reactor instances (idle or busy); 0 =
+	// Config.PoolSize. A function whose calls block on the network (egress)
+	// holds its instance while it waits, so it may need more instances than
+	// GOMAXPROCS to keep its concurrency.
+	PoolSize int
 }
 
 // Request is one invocation's input. The sandbox does not modify it.
@@ -82,9 +91,10 @@ type module struct {
 	compiled wazero.CompiledModule
 	idle     []*instance // oldest first; guarded by Function.mu
 	leases   int         // invocations using rt; guarded by Function.mu
-	// tokens holds one token per instance that may still be created:
-	// PoolSize in all, taken by newInstance, given back when an instance
-	// closes. freed wakes invocations waiting for an idle instance.
+	// tokens holds one token per instance that may still be created: the
+	// pool size in all (Spec.PoolSize, else Config.PoolSize), taken by
+	// newInstance, given back when an instance closes. freed wakes
+	// invocations waiting for an idle instance.
 	tokens chan struct{}
 	freed  chan struct{}
 }
@@ -281,9 +291,13 @@ func (f *Function) newModule(ctx context.Context) (*module, error) {
 		_ = rt.Close(cctx)
 		return nil, err
 	}
+	size := f.e.cfg.PoolSize
+	if f.spec.PoolSize > 0 {
+		size = f.spec.PoolSize
+	}
 	m := &module{rt: rt, compiled: compiled,
-		tokens: make(chan struct{}, f.e.cfg.PoolSize), freed: make(chan struct{}, f.e.cfg.PoolSize)}
-	for range f.e.cfg.PoolSize {
+		tokens: make(chan struct{}, size), freed: make(chan struct{}, size)}
+	for range size {
 		m.tokens <- struct{}{}
 	}
 	return m, nil
@@ -318,7 +332,7 @@ func (f *Function) Invoke(ctx context.Context, req *Request) (*Response, error) 
 
 	ctx, cancel := context.WithTimeoutCause(ctx, f.lim.Timeout, errTimeout)
 	defer cancel()
-	cs := &callState{inv: f.inv, logger: f.e.cfg.Logger}
+	cs := &callState{inv: f.inv, logger: f.e.cfg.Logger, host: f.spec.Host}
 	cs.inv.RequestID = req.RequestID
 	ctx = context.WithValue(ctx, callStateKey{}, cs)
 

@@ -42,8 +42,15 @@ type callStateKey struct{}
 type callState struct {
 	inv       Invocation
 	logger    *slog.Logger
-	logBytes  int // bytes logged through warden.log in this invocation
-	logDroppd int // lines dropped because the budget was spent
+	logBytes  int  // bytes logged through warden.log in this invocation
+	logDroppd int  // lines dropped because the budget was spent
+	host      Host // Spec.Host; nil = every capability call is denied
+	// pending is the result of the last capability call when it did not fit
+	// the guest's buffer, until result_take copies it or the next
+	// capability call replaces it (hostcap.go). Host-owned memory, never a
+	// view of guest memory; at most MaxPendingResult bytes.
+	pending    []byte
+	hasPending bool
 }
 
 func callStateFrom(ctx context.Context) *callState {
@@ -68,18 +75,75 @@ type hostFunc struct {
 
 var i32 = api.ValueTypeI32
 
-// hostFuncs is the warden host module: the one place where host
-// capabilities are declared. Check accepts exactly these imports from
-// HostModule (by name and signature), and every runtime instantiates them.
-// A capability finds its invocation with callStateFrom / InvocationFrom and
-// must check the function's grants before doing anything; all arguments are
-// untrusted guest values (check every ptr/len against memory size).
+var i64 = api.ValueTypeI64
+
+// hostFuncs is the warden host module: the one place where host functions
+// are declared (docs/abi.md is the normative text). Check accepts exactly
+// these imports from HostModule (by name and signature), and every runtime
+// instantiates them.
+//
+// All arguments are untrusted guest values: every ptr/len is checked against
+// guest memory (and the limits in capability.go) before anything else, and
+// nothing read from guest memory is kept after the call returns. The
+// capability functions (hostcap.go) do no access control themselves: they
+// hand the decoded call to the invocation's Host (Spec.Host), which checks
+// the function's grants on every call and decides.
 var hostFuncs = []hostFunc{
 	{
 		name:       "log",
 		params:     []api.ValueType{i32, i32, i32},
 		paramNames: []string{"level", "ptr", "len"},
 		fn:         hostLog,
+	},
+	{
+		name:       "secret_get",
+		params:     []api.ValueType{i32, i32, i32, i32},
+		paramNames: []string{"name_ptr", "name_len", "out_ptr", "out_cap"},
+		results:    []api.ValueType{i32},
+		fn:         hostSecretGet,
+	},
+	{
+		name:       "kv_get",
+		params:     []api.ValueType{i32, i32, i32, i32, i32, i32},
+		paramNames: []string{"bucket_ptr", "bucket_len", "key_ptr", "key_len", "out_ptr", "out_cap"},
+		results:    []api.ValueType{i32},
+		fn:         hostKVGet,
+	},
+	{
+		name:       "kv_set",
+		params:     []api.ValueType{i32, i32, i32, i32, i32, i32, i64},
+		paramNames: []string{"bucket_ptr", "bucket_len", "key_ptr", "key_len", "val_ptr", "val_len", "ttl_ms"},
+		results:    []api.ValueType{i32},
+		fn:         hostKVSet,
+	},
+	{
+		name:       "kv_delete",
+		params:     []api.ValueType{i32, i32, i32, i32},
+		paramNames: []string{"bucket_ptr", "bucket_len", "key_ptr", "key_len"},
+		results:    []api.ValueType{i32},
+		fn:         hostKVDelete,
+	},
+	{
+		name:   "kv_list",
+		params: []api.ValueType{i32, i32, i32, i32, i32, i32, i32, i32, i32},
+		paramNames: []string{"bucket_ptr", "bucket_len", "prefix_ptr", "prefix_len",
+			"after_ptr", "after_len", "limit", "out_ptr", "out_cap"},
+		results: []api.ValueType{i32},
+		fn:      hostKVList,
+	},
+	{
+		name:       "http_request",
+		params:     []api.ValueType{i32, i32, i32, i32},
+		paramNames: []string{"req_ptr", "req_len", "out_ptr", "out_cap"},
+		results:    []api.ValueType{i32},
+		fn:         hostHTTPRequest,
+	},
+	{
+		name:       "result_take",
+		params:     []api.ValueType{i32, i32},
+		paramNames: []string{"out_ptr", "out_cap"},
+		results:    []api.ValueType{i32},
+		fn:         hostResultTake,
 	},
 }
 

@@ -37,6 +37,10 @@ var guests = []guest{
 	{"echo-json", "../../examples/echo-json", true},
 	{"attack", "./testdata/guests/attack", false},
 	{"reactor", "./testdata/guests/reactor", true},
+	{"caps", "./testdata/guests/caps", true},
+	{"secret-hmac", "../../examples/secret-hmac", true},
+	{"kv-counter", "../../examples/kv-counter", true},
+	{"egress-fetch", "../../examples/egress-fetch", true},
 }
 
 func TestMain(m *testing.M) {

@@ -59,6 +59,7 @@ func buildExamples(dir string) error {
 		{"echo-json", "./examples/echo-json", true},
 		{"ping", "./examples/ping", true},
 		{"attack", "./internal/sandbox/testdata/guests/attack", false},
+		{"caps", "./internal/sandbox/testdata/guests/caps", true},
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(builds))
@@ -92,8 +93,11 @@ func buildExamples(dir string) error {
 func fixture(t *testing.T, example string, edit func(string) string) string {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("../../examples", example, "warden.yaml"))
-	if example == "attack" {
+	switch example {
+	case "attack":
 		raw, err = []byte(attackManifest), nil
+	case "caps":
+		raw, err = []byte(capsManifest), nil
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -24,9 +24,11 @@ import (
 
 	"warden/internal/admin"
 	"warden/internal/auth"
+	"warden/internal/capability"
 	"warden/internal/config"
 	"warden/internal/connlimit"
 	"warden/internal/deploy"
+	"warden/internal/egress"
 	"warden/internal/events"
 	"warden/internal/gateway"
 	"warden/internal/pki"
@@ -45,6 +47,13 @@ type Server struct {
 	rec    *events.Recorder
 	engine *sandbox.Engine
 	deploy *deploy.Service
+	vault  *capability.Vault
+	caps   *capability.Service
+	keys   *capability.KeyManager
+
+	// GeneratedMasterKey is set when this start generated the master key
+	// in the data directory (the development default).
+	GeneratedMasterKey bool
 
 	public, adminSrv  *http.Server
 	publicLn, adminLn net.Listener
@@ -66,6 +75,9 @@ type Options struct {
 	// Sandbox overrides engine settings (tests use short idle times, and
 	// share one compilation cache: CacheDir "" means DATA/cache).
 	Sandbox sandbox.Config
+	// Resolver resolves egress destinations; nil: the system resolver
+	// (tests inject DNS answers).
+	Resolver egress.Resolver
 }
 
 // New opens the data directory, restores the active functions and binds both
@@ -93,6 +105,17 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.rec = events.NewRecorder(s.store, events.Options{Logger: log})
+	kr, keyDir, generated, err := keyring(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.GeneratedMasterKey = generated
+	s.vault = capability.NewVault(s.store, kr, capability.VaultConfig{KVMaxBucket: cfg.KVMaxBucket})
+	s.caps = capability.New(capability.Config{Vault: s.vault, Usage: s.store, Events: s.rec, Logger: log, Resolver: opt.Resolver})
+	s.keys = capability.NewKeyManager(s.vault, keyDir, s.rec, log)
+	if err := s.keys.Start(ctx); err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
 	sc := opt.Sandbox
 	if sc.CacheDir == "" {
 		sc.CacheDir = cfg.CacheDir()
@@ -101,7 +124,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	if s.engine, err = sandbox.New(ctx, sc); err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
-	s.deploy = deploy.New(deploy.Config{Store: s.store, Engine: s.engine, Events: s.rec, Logger: log})
+	s.deploy = deploy.New(deploy.Config{Store: s.store, Engine: s.engine, Events: s.rec, Logger: log, Capabilities: s.caps})
 	if err := s.deploy.Load(ctx); err != nil {
 		return nil, err
 	}
@@ -136,9 +159,14 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	}
 	gw := gateway.New(gateway.Config{Routes: s.deploy, Events: s.rec, Keys: keys, Issuers: issuers, Limiter: limiter,
 		IPRule: perSecond(cfg.IPRate), KeyRule: perSecond(cfg.KeyRate), Logger: log})
-	users := &auth.Users{Store: s.store, RequireMFA: admin.RequiresMFA}
+	users := &auth.Users{Store: s.store, RequireMFA: admin.RequiresMFA, Seeds: s.vault}
+	if n, err := users.SealSeeds(ctx); err != nil {
+		return nil, fmt.Errorf("encrypt TOTP seeds: %w", err)
+	} else if n > 0 {
+		log.Info("encrypted TOTP seeds stored before encryption", "count", n)
+	}
 	api := admin.New(admin.Config{Deploy: s.deploy, Store: s.store, Auth: &auth.Admin{Store: s.store}, Keys: keys, Issuers: issuers,
-		Users: users, Events: s.rec, Flusher: s.rec, Logger: log})
+		Users: users, Events: s.rec, Flusher: s.rec, Logger: log, Vault: s.vault, Capabilities: s.caps, MasterKeys: s.keys})
 	s.public = newHTTPServer(gw.Handler(), tlsCfg, log)
 	s.adminSrv = newHTTPServer(api.Handler(), tlsCfg, log)
 	if cfg.ClientCA != "" {
@@ -309,6 +337,7 @@ func (s *Server) Serve() error {
 		}
 		errc <- err
 	}
+	go s.sweep(s.ctx)
 	go serve(s.public, s.publicLn)
 	go serve(s.adminSrv, s.adminLn)
 	err := <-errc
@@ -349,6 +378,12 @@ func (s *Server) closeBackends(ctx context.Context) error {
 	if s.engine != nil {
 		errs = append(errs, s.engine.Close(ctx))
 	}
+	if s.keys != nil {
+		s.keys.Wait() // a re-wrap in progress finishes its batch (each is one transaction)
+	}
+	if s.caps != nil {
+		errs = append(errs, s.caps.Close(ctx))
+	}
 	if s.rec != nil {
 		errs = append(errs, s.rec.Close(ctx))
 	}
@@ -373,6 +408,9 @@ func Run(ctx context.Context, cfg config.Config, opt Options, out io.Writer) err
 		s.Scheme(), s.PublicAddr(), s.Scheme(), s.AdminAddr(), cfg.DataDir)
 	if s.tlsOn && cfg.TLSCert == "" {
 		fmt.Fprintf(out, "warden: clients trust %s\n", cfg.TLSDir()+"/"+pki.CAFile)
+	}
+	if s.GeneratedMasterKey {
+		fmt.Fprintf(out, "warden: WARNING generated a master key in %s: fine for development; in production keep it off the data volume (--master-key-file or %s)\n", cfg.KeyDir(), config.MasterKeyEnv)
 	}
 	if s.BootstrapToken != "" {
 		fmt.Fprintf(out, "warden: bootstrap admin token (shown once, also in %s):\n  %s\n", cfg.AdminTokenPath(), s.BootstrapToken)

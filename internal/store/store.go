@@ -151,8 +151,11 @@ type Credentials interface {
 // # Notes
 //   - PasswordHash is an argon2id PHC string ($argon2id$v=19$m=..,t=..,p=..$salt$hash);
 //     the store keeps it as given and never interprets it.
-//   - TOTPSecret is kept as given (base32); while MFAEnrolled is false a
+//   - TOTPSecret is kept as given (the auth package stores it sealed, with
+//     TOTPKeyID naming the wrapping key); while MFAEnrolled is false a
 //     non-empty secret is an enrollment that has not been confirmed yet.
+//     TOTPKeyID is stored as "" while TOTPSecret is empty (nothing is sealed),
+//     so key rotation never meets a sealed seed without bytes.
 //   - TOTPLastStep is the last TOTP time step accepted, so that a code is
 //     never accepted twice.
 //   - FailedAttempts counts consecutive failed logins; LockedUntil, when set,
@@ -163,6 +166,7 @@ type User struct {
 	Role           string     `json:"role"`
 	PasswordHash   string     `json:"-"`
 	TOTPSecret     string     `json:"-"`
+	TOTPKeyID      string     `json:"-"` // key id when TOTPSecret is sealed (see SealedTOTP); "" when stored as given
 	MFAEnrolled    bool       `json:"mfaEnrolled"`
 	TOTPLastStep   int64      `json:"-"`
 	FailedAttempts int        `json:"failedAttempts"`
@@ -226,6 +230,10 @@ type Store interface {
 	Users
 	Issuers
 	Events
+	Secrets
+	KV
+	Sealing
+	Usage
 	// Close releases the store. Other calls after Close fail.
 	Close() error
 }

@@ -12,8 +12,11 @@
 // every timestamp is a BIGINT holding Unix nanoseconds in UTC (so times
 // between the years 1678 and 2262 are representable; values are read back in
 // UTC). Tables: artifacts, functions, versions, credentials (admin tokens,
-// API keys and login sessions), users (operator accounts; users.go) and
-// events.
+// API keys and login sessions), users (operator accounts; users.go),
+// events, and the vault (vault.go): secrets and secret_versions (sealed
+// values, NULL once destroyed), kv_entries, kv_versions (the last version of
+// every KV key, kept after delete so a number is never reused), kv_changes,
+// grant_uses and egress_stats.
 // functions.active_version is 0 while no version has been activated. An event
 // is stored as its JSON encoding (events.Event, without its ID) in
 // events.body, next to indexed copies of the fields queries filter on.

@@ -9,7 +9,7 @@ import (
 	"warden/internal/store"
 )
 
-const userColumns = `name, role, password_hash, totp_secret, mfa_enrolled, totp_last_step, failed_attempts, locked_until, created_at`
+const userColumns = `name, role, password_hash, totp_secret, mfa_enrolled, totp_last_step, failed_attempts, locked_until, created_at, totp_key_id`
 
 func scanUser(s scanner) (store.User, error) {
 	var u store.User
@@ -17,13 +17,22 @@ func scanUser(s scanner) (store.User, error) {
 	var locked sql.NullInt64
 	var created int64
 	if err := s.Scan(&u.Name, &u.Role, &u.PasswordHash, &u.TOTPSecret, &enrolled, &u.TOTPLastStep,
-		&u.FailedAttempts, &locked, &created); err != nil {
+		&u.FailedAttempts, &locked, &created, &u.TOTPKeyID); err != nil {
 		return store.User{}, err
 	}
 	u.MFAEnrolled = enrolled != 0
 	u.LockedUntil = optTime(locked)
 	u.CreatedAt = fromNanos(created)
 	return u, nil
+}
+
+// totpKeyID is the key id stored for u: none without a TOTP secret, so that
+// key rotation never meets a sealed seed with no bytes.
+func totpKeyID(u store.User) string {
+	if u.TOTPSecret == "" {
+		return ""
+	}
+	return u.TOTPKeyID
 }
 
 func boolInt(b bool) int {
@@ -40,10 +49,10 @@ func (db *DB) CreateUser(ctx context.Context, u store.User) error {
 	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		return execAffecting(ctx, tx, store.ErrConflict,
-			`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			 ON CONFLICT (name) DO NOTHING`,
 			u.Name, u.Role, u.PasswordHash, u.TOTPSecret, boolInt(u.MFAEnrolled), u.TOTPLastStep,
-			u.FailedAttempts, optNanos(u.LockedUntil), db.nanos(u.CreatedAt))
+			u.FailedAttempts, optNanos(u.LockedUntil), db.nanos(u.CreatedAt), totpKeyID(u))
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: create user %s: %w", u.Name, err)
@@ -98,10 +107,10 @@ func (db *DB) UpdateUser(ctx context.Context, name string, fn func(u *store.User
 		}
 		if _, err := tx.ExecContext(ctx,
 			`UPDATE users SET role = ?, password_hash = ?, totp_secret = ?, mfa_enrolled = ?, totp_last_step = ?,
-			        failed_attempts = ?, locked_until = ?
+			        failed_attempts = ?, locked_until = ?, totp_key_id = ?
 			 WHERE name = ?`,
 			u.Role, u.PasswordHash, u.TOTPSecret, boolInt(u.MFAEnrolled), u.TOTPLastStep,
-			u.FailedAttempts, optNanos(u.LockedUntil), name); err != nil {
+			u.FailedAttempts, optNanos(u.LockedUntil), totpKeyID(u), name); err != nil {
 			return err
 		}
 		out, err = scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))

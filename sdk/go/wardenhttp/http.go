@@ -1,7 +1,9 @@
 // Package wardenhttp adapts a net/http.Handler to a warden reactor
-// function. It is separate from package warden so that functions that do
-// not need net/http do not link it (it roughly doubles a module's size and
-// its instantiation time).
+// function, and provides Transport, an http.RoundTripper that sends a
+// function's outbound requests through warden's egress capability. It is
+// separate from package warden so that functions that do not need net/http
+// do not link it (it roughly doubles a module's size and its instantiation
+// time).
 package wardenhttp
 
 import (

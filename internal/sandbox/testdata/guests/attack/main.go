@@ -12,10 +12,12 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 var sink [][]byte
@@ -114,5 +116,29 @@ func main() {
 		ms, _ := strconv.Atoi(q.Get("ms"))
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		fmt.Print("Content-Type: text/plain\n\nslept")
+	case "secret":
+		// A wagi guest may call the warden host module too: a 16-byte
+		// buffer first, then result_take for a longer value.
+		name := []byte(q.Get("name"))
+		out := make([]byte, 16)
+		n := secretGet(ptr(name), uint32(len(name)), ptr(out), uint32(len(out)))
+		take := int32(0)
+		if n > int32(len(out)) {
+			out = make([]byte, n)
+			take = resultTake(ptr(out), uint32(n))
+		}
+		runtime.KeepAlive(name)
+		fmt.Printf("Content-Type: text/plain\nX-Ret: %d\nX-Take: %d\n\n", n, take)
+		if n >= 0 {
+			os.Stdout.Write(out[:n])
+		}
 	}
 }
+
+//go:wasmimport warden secret_get
+func secretGet(namePtr, nameLen, outPtr, outCap uint32) int32
+
+//go:wasmimport warden result_take
+func resultTake(outPtr, outCap uint32) int32
+
+func ptr(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }

@@ -1,0 +1,226 @@
+package server_test
+
+import (
+	"bytes"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"warden/internal/capability"
+	"warden/internal/events"
+)
+
+// capsManifest deploys the sandbox's capability test guest; the test
+// replaces PERMISSIONS and DLP.
+const capsManifest = `name: caps
+abi: reactor
+artifact: ./caps.wasm
+http:
+  - route: "/sdk/"
+    auth: none
+    dlp: DLP
+PERMISSIONS
+`
+
+// Values the test stores; none may ever appear in the data directory.
+const (
+	grantedValue = "granted-secret-0f5e1d2c-MARKER"
+	rotatedValue = "rotated-secret-7a8b9c0d-MARKER"
+	otherValue   = "other-secret-3e4f5a6b-MARKER"
+	kvValue      = "kv-value-9d8c7b6a-MARKER"
+)
+
+func capsFixture(t *testing.T, perms, dlp string) string {
+	return fixture(t, "caps", func(m string) string {
+		return strings.NewReplacer("PERMISSIONS", perms, "DLP", dlp).Replace(m)
+	})
+}
+
+// sdk invokes the caps guest's SDK endpoint and returns its body and the
+// name of the error the guest got ("" on success).
+func (in *instance) sdk(method, path string, body string) (string, string) {
+	in.t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	resp := in.public(method, path, r, nil)
+	b := readBody(in.t, resp)
+	if resp.StatusCode != 200 {
+		in.t.Fatalf("%s %s = %d", method, path, resp.StatusCode)
+	}
+	return b, resp.Header.Get("X-Err")
+}
+
+// TestCapabilityAcceptance is issue 4's acceptance: a guest tries each
+// capability without the grant, with it, and with a grant for something
+// else; exactly the granted calls succeed. A rotated secret is read without
+// redeploying; responses are checked for the secret's exact value; no value
+// is stored in plaintext anywhere in the data directory.
+func TestCapabilityAcceptance(t *testing.T) {
+	data := t.TempDir()
+	in := start(t, data)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("hello from the third party"))
+	}))
+	defer origin.Close()
+
+	in.mustCLIStdin(grantedValue+"\n", "secrets", "set", "GRANTED_KEY", "--from-stdin")
+	in.mustCLIStdin(otherValue, "secrets", "set", "default/OTHER_KEY", "--from-stdin")
+	in.mustCLIStdin(kvValue, "kv", "set", "catalog", "item-1", "--from-stdin")
+	if _, _, code := in.cli("secrets", "set", "GRANTED_KEY"); code != 2 {
+		t.Fatalf("secrets set without --from-file/--from-stdin: exit %d, want 2 (values are never arguments)", code)
+	}
+
+	// Version 1: no permissions at all. Everything is denied.
+	in.mustCLI("deploy", "-f", capsFixture(t, "", "off"))
+	denied := []struct{ method, path, body string }{
+		{"GET", "/sdk/secret?name=GRANTED_KEY", ""},
+		{"GET", "/sdk/kv/get?b=catalog&k=item-1", ""},
+		{"POST", "/sdk/kv/set?b=orders&k=o1", "tea"},
+		{"GET", "/sdk/kv/list?b=orders", ""},
+		{"GET", "/sdk/fetch?m=GET&u=" + url.QueryEscape(origin.URL+"/"), ""},
+	}
+	for _, d := range denied {
+		if body, e := in.sdk(d.method, d.path, d.body); e != "denied" || body != "" {
+			t.Errorf("v1 (no grants) %s %s: error %q, want denied", d.method, d.path, e)
+		}
+	}
+
+	// Version 2: grants for one secret, two buckets, one origin; plus
+	// grants never used (for the review).
+	perms := "permissions:\n  secrets: [GRANTED_KEY, UNUSED_KEY]\n  kv: {orders: write, catalog: read, spare: write}\n  egress: [\"" + origin.URL + "\"]\n"
+	in.mustCLI("deploy", "-f", capsFixture(t, perms, "off"))
+	cases := []struct {
+		name, method, path, body string
+		wantErr                  string
+		wantBody                 string
+	}{
+		{"granted secret", "GET", "/sdk/secret?name=GRANTED_KEY", "", "", grantedValue},
+		{"another secret", "GET", "/sdk/secret?name=OTHER_KEY", "", "denied", ""},
+		{"granted but unset", "GET", "/sdk/secret?name=UNUSED_KEY", "", "not_found", ""},
+		{"read grant read", "GET", "/sdk/kv/get?b=catalog&k=item-1", "", "", kvValue},
+		{"read grant used to write", "POST", "/sdk/kv/set?b=catalog&k=item-2", "x", "denied", ""},
+		{"read grant used to delete", "POST", "/sdk/kv/delete?b=catalog&k=item-1", "", "denied", ""},
+		{"write grant write", "POST", "/sdk/kv/set?b=orders&k=o1", "tea", "", ""},
+		{"write grant read", "GET", "/sdk/kv/get?b=orders&k=o1", "", "", "tea"},
+		{"write grant list", "GET", "/sdk/kv/list?b=orders", "", "", "o1"},
+		{"another bucket", "GET", "/sdk/kv/get?b=users&k=u1", "", "denied", ""},
+		{"granted origin", "GET", "/sdk/fetch?m=GET&u=" + url.QueryEscape(origin.URL+"/"), "", "", "hello from the third party"},
+		{"another origin", "GET", "/sdk/fetch?m=GET&u=" + url.QueryEscape("https://example.com/"), "", "denied", ""},
+		{"metadata address", "GET", "/sdk/fetch?m=GET&u=" + url.QueryEscape("http://169.254.169.254/latest/meta-data/"), "", "denied", ""},
+	}
+	for _, c := range cases {
+		body, e := in.sdk(c.method, c.path, c.body)
+		if e != c.wantErr || body != c.wantBody {
+			t.Errorf("%s: error %q, body of %d bytes; want error %q and the expected body", c.name, e, len(body), c.wantErr)
+		}
+	}
+
+	// Rotation is visible without redeploying; the previous version stays
+	// readable as NAME@previous during the grace period.
+	in.mustCLIStdin(rotatedValue, "secrets", "rotate", "GRANTED_KEY", "--from-stdin")
+	if body, e := in.sdk("GET", "/sdk/secret?name=GRANTED_KEY", ""); e != "" || body != rotatedValue {
+		t.Errorf("after rotate: error %q, body of %d bytes; want the new value", e, len(body))
+	}
+	if body, e := in.sdk("GET", "/sdk/secret?name=GRANTED_KEY@previous", ""); e != "" || body != grantedValue {
+		t.Errorf("previous version: error %q; want the first value", e)
+	}
+
+	// The gateway checks responses for the exact values the function holds.
+	in.mustCLI("deploy", "-f", capsFixture(t, perms, "redact"))
+	if body, _ := in.sdk("GET", "/sdk/secret?name=GRANTED_KEY", ""); strings.Contains(body, rotatedValue) || !strings.Contains(body, "[REDACTED:secret]") {
+		t.Errorf("dlp redact: the secret's value was not redacted (%d bytes)", len(body))
+	}
+	in.mustCLI("deploy", "-f", capsFixture(t, perms, "block"))
+	resp := in.public("GET", "/sdk/secret?name=GRANTED_KEY", nil, nil)
+	wantProblem(t, resp, http.StatusBadGateway)
+
+	// Events: denials name function, version, capability and target;
+	// reads name the secret and its version; none holds a value.
+	d := in.waitEvent(capability.TypeDenied, func(e events.Event) bool {
+		return e.Version == 2 && e.Labels["capability"] == "kv.set" && e.Labels["target"] == "catalog"
+	})
+	if d.Function != "caps" || d.RequestID == "" {
+		t.Errorf("denial event = %+v", d)
+	}
+	in.waitEvent(capability.TypeSecretRead, func(e events.Event) bool {
+		return e.Labels["secret"] == "GRANTED_KEY" && e.Labels["secret.version"] == "2" && e.RequestID != ""
+	})
+	all := in.mustCLI("events", "--json")
+	for _, v := range []string{grantedValue, rotatedValue, otherValue, kvValue} {
+		if strings.Contains(all, v) {
+			t.Fatal("an event holds a stored value")
+		}
+	}
+
+	// Operator views never show values.
+	ls := in.mustCLI("secrets", "ls")
+	if !strings.Contains(ls, "GRANTED_KEY") || !strings.Contains(ls, "caps") || strings.Contains(ls, "MARKER") {
+		t.Errorf("secrets ls = %q, want names and grants, no values", ls)
+	}
+	hist := in.mustCLI("secrets", "history", "GRANTED_KEY")
+	if !strings.Contains(hist, "current") || !strings.Contains(hist, "previous") || strings.Contains(hist, "MARKER") {
+		t.Errorf("secrets history = %q", hist)
+	}
+	if got := in.mustCLI("kv", "get", "orders", "o1"); got != "tea" {
+		t.Errorf("kv get = %q, want tea", got)
+	}
+	if got := in.mustCLI("kv", "ls", "orders"); !strings.Contains(got, `"o1"`) {
+		t.Errorf("kv ls orders = %q", got)
+	}
+	if got := in.mustCLI("egress", "caps"); !strings.Contains(got, origin.URL) {
+		t.Errorf("egress caps = %q, want the origin", got)
+	}
+
+	// Access review: the unused grants are found and a tightened block
+	// printed (catalog and orders used; spare and UNUSED_KEY not).
+	rev := in.mustCLI("access", "review", "caps")
+	for _, want := range []string{"UNUSED_KEY", "never used", "Tightened", "secrets: [GRANTED_KEY]", "kv: {catalog: read, orders: write}"} {
+		if !strings.Contains(rev, want) {
+			t.Errorf("access review lacks %q:\n%s", want, rev)
+		}
+	}
+
+	// No value in plaintext anywhere in the data directory: the database,
+	// its WAL, keys, cache, everything; while running and after shutdown.
+	grepData(t, data)
+	in.stop()
+	grepData(t, data)
+}
+
+func grepData(t *testing.T, data string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		n++
+		for _, v := range []string{grantedValue, rotatedValue, otherValue, kvValue, "MARKER"} {
+			if bytes.Contains(b, []byte(v)) {
+				t.Errorf("%s holds a stored value in plaintext", path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 3 {
+		t.Fatalf("walked %d files; the data directory is not where the test thinks", n)
+	}
+	if _, err := os.Stat(filepath.Join(data, "warden.db-wal")); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+}
