@@ -1,0 +1,141 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"warden/internal/capability"
+	"warden/internal/config"
+	"warden/internal/secrets"
+	"warden/internal/store"
+	"warden/internal/store/sqlite"
+)
+
+// openVault opens a stopped server's data directory as the server does.
+func openVault(t *testing.T, data string) (*sqlite.DB, *capability.Vault) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = data
+	db, err := sqlite.Open(cfg.DBPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, _, err := secrets.OpenKeyDir(cfg.KeyDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, capability.NewVault(db, kd.Keyring(), capability.VaultConfig{})
+}
+
+const rotationValues = 1500 // secrets, and as many KV values
+
+func secretValue(i int) string { return fmt.Sprintf("value-%04d-of-the-rotation-test", i) }
+
+// readAll checks that every value written by TestKillDuringMasterKeyRotation
+// opens with the keys in the data directory.
+func readAll(t *testing.T, v *capability.Vault) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range rotationValues {
+		name := fmt.Sprintf("S_%04d", i)
+		got, _, err := v.ReadSecret(ctx, "default", name, false)
+		if err != nil || string(got) != secretValue(i) {
+			t.Fatalf("secret %s unreadable after the kill: %v", name, err)
+		}
+		kv, _, err := v.KVGet(ctx, "default", "b", name)
+		if err != nil || string(kv) != secretValue(i) {
+			t.Fatalf("KV value %s unreadable after the kill: %v", name, err)
+		}
+	}
+}
+
+// TestKillDuringMasterKeyRotation: SIGKILL while the server re-wraps every
+// data key under a new master key leaves every value readable, and the next
+// start finishes the re-wrap and retires the old key.
+func TestKillDuringMasterKeyRotation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a server process mid-rotation; skipped with -short")
+	}
+	data := t.TempDir()
+	ctx := context.Background()
+	// Write the values directly, as a server would, before it starts.
+	db, v := openVault(t, data)
+	for i := range rotationValues {
+		name := fmt.Sprintf("S_%04d", i)
+		if _, err := v.PutSecret(ctx, "default", name, []byte(secretValue(i)), "test", true, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.KVSet(ctx, store.KVWrite{Namespace: "default", Bucket: "b", Key: name, Actor: "test"}, []byte(secretValue(i)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldKey := v.Keyring().Current().KeyID()
+	db.Close()
+
+	in := &instance{t: t, data: data}
+	midway := false
+	for round := 1; round <= 5 && !midway; round++ {
+		p := startProc(t, data)
+		in.setClient(t)
+		out, e, code := in.cliAt(p.admin, "secrets", "master-key", "rotate", "--json")
+		p.kill() // at once: the re-wrap runs in the background
+		if code != 0 {
+			t.Fatalf("round %d: master-key rotate: exit %d %s", round, code, e)
+		}
+		var st capability.KeyStatus
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatal(err)
+		}
+		// Offline: count the keys values are under, and read them all.
+		db, v := openVault(t, data)
+		ids, err := db.SealedKeyIDs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		under := 0
+		for _, n := range ids {
+			if n > 0 {
+				under++
+			}
+		}
+		midway = under > 1
+		t.Logf("round %d: killed with values under %d keys (%v)", round, under, ids)
+		readAll(t, v)
+		db.Close()
+	}
+	if !midway {
+		t.Fatal("no kill landed in the middle of a re-wrap in 5 rounds; the test proved nothing")
+	}
+
+	// A clean start finishes the re-wrap and retires every old key.
+	srv := start(t, data)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out := srv.mustCLI("secrets", "master-key", "--json")
+		var st capability.KeyStatus
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatal(err)
+		}
+		if !st.Rewrapping && len(st.Keys) == 1 && st.Keys[0].ID == st.Current && st.Keys[0].Values == 2*rotationValues {
+			if st.Current == oldKey {
+				t.Fatal("the current key is still the first one")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("re-wrap did not finish: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	srv.stop()
+	if matches, _ := filepath.Glob(filepath.Join(data, "keys", "retired", "*.key")); len(matches) == 0 {
+		t.Error("no old key was retired")
+	}
+	db, v = openVault(t, data)
+	defer db.Close()
+	readAll(t, v)
+}
