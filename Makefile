@@ -41,12 +41,17 @@ check:
 # same run), then the hot paths' testing.B benchmarks.
 bench: build
 	$(GO) run ./cmd/warden-bench
-	$(GO) test -run='^$$' -bench=. -benchmem ./internal/sandbox ./internal/router ./internal/auth ./internal/events ./internal/manifest ./internal/jwtauth ./internal/ratelimit ./internal/dlp ./internal/validate
+	$(GO) test -run='^$$' -bench=. -benchmem ./internal/sandbox ./internal/router ./internal/auth ./internal/events ./internal/manifest ./internal/jwtauth ./internal/ratelimit ./internal/dlp ./internal/validate ./internal/capability ./internal/secrets ./internal/egress
 
 # Short runs of every fuzz target (longer: FUZZTIME=10m make fuzz).
 FUZZTIME ?= 20s
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/manifest
+	@for d in $$(grep -rl --include='*_test.go' '^func Fuzz' internal sdk | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$d/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "== $$d $$f"; \
+	    $(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./$$d || exit 1; \
+	  done; \
+	done
 
 clean:
 	rm -rf bin $(WASM)

@@ -15,6 +15,12 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+# examples/secret-hmac signs with the secret SIGNING_KEY: create it once,
+# from random bytes on stdin (secret values are never arguments).
+if ! bin/warden --data "$DATA" secrets history SIGNING_KEY >/dev/null 2>&1; then
+  head -c 32 /dev/urandom | base64 | bin/warden --data "$DATA" secrets set SIGNING_KEY --from-stdin
+fi
+
 for m in examples/*/warden.yaml; do
   bin/warden --data "$DATA" deploy -f "$m"
 done
@@ -28,7 +34,14 @@ warden is running. Try:
   curl --cacert $DATA/tls/ca.pem 'https://127.0.0.1:8443/hello?name=you'
   curl --cacert $DATA/tls/ca.pem -X POST -d '{"order": 42}' https://127.0.0.1:8443/echo
   curl --cacert $DATA/tls/ca.pem https://127.0.0.1:8443/ping
+  curl --cacert $DATA/tls/ca.pem -X POST -d 'sign me' https://127.0.0.1:8443/sign
+  curl --cacert $DATA/tls/ca.pem -X POST https://127.0.0.1:8443/count/visits
+  curl --cacert $DATA/tls/ca.pem https://127.0.0.1:8443/fetch
   bin/warden functions ls
+  bin/warden secrets ls
+  bin/warden kv ls counters
+  bin/warden egress
+  bin/warden access review secret-hmac
   bin/warden events --since 10m
 Ctrl-C stops the server (in-flight invocations finish first).
 MSG

@@ -18,7 +18,7 @@ import (
 
 // fixture is a vault over a fresh SQLite store with a managed key dir.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	db    *sqlite.DB
 	kd    *secrets.KeyDir
@@ -26,7 +26,9 @@ type fixture struct {
 	now   time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureTB(t) }
+
+func newFixtureTB(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(filepath.Join(dir, "warden.db"))
