@@ -58,12 +58,14 @@ type SealFunc func(version int) (sealed []byte, keyID string, err error)
 // Secrets keeps envelope-encrypted secrets with versions.
 type Secrets interface {
 	// PutSecret adds a version to namespace/name (creating the secret; its
-	// first version is 1) and makes it current, in one transaction. The
+	// first version is 1, or the next after a deleted one) and makes it current, in one transaction. The
 	// version that was current gets RetiresAt = now + grace (grace <= 0:
 	// now). seal is called once with the new version number. ErrInvalid for
 	// an empty namespace or name. Concurrent calls for one secret get
 	// distinct, contiguous version numbers. It returns the stored version,
-	// Sealed included. After DeleteSecret the name starts again at version 1.
+	// Sealed included. After DeleteSecret the numbering of the name
+	// continues where it stopped (a version number is never sealed twice
+	// for one name).
 	PutSecret(ctx context.Context, namespace, name, createdBy string, grace time.Duration, seal SealFunc) (SecretVersion, error)
 	// SecretVersion returns one version with its Sealed bytes; version 0
 	// means the current one. ErrNotFound if the secret or version does not

@@ -120,10 +120,14 @@ func (db *DB) PutSecret(ctx context.Context, namespace, name, createdBy string, 
 		if err != nil {
 			return err
 		}
+		// Numbers continue after a deleted secret of the same name
+		// (secret_deleted), so no version number is ever sealed twice
+		// for one name.
 		var next int
 		if err := tx.QueryRowContext(ctx,
-			`SELECT COALESCE(MAX(version), 0) + 1 FROM secret_versions WHERE namespace = ? AND name = ?`,
-			namespace, name).Scan(&next); err != nil {
+			`SELECT MAX(COALESCE((SELECT MAX(version) FROM secret_versions WHERE namespace = ? AND name = ?), 0),
+			            COALESCE((SELECT last_version FROM secret_deleted WHERE namespace = ? AND name = ?), 0)) + 1`,
+			namespace, name, namespace, name).Scan(&next); err != nil {
 			return err
 		}
 		sealed, keyID, err := seal(next)
@@ -226,6 +230,12 @@ func (db *DB) SecretHistory(ctx context.Context, namespace, name string) ([]stor
 // DeleteSecret implements store.Secrets.
 func (db *DB) DeleteSecret(ctx context.Context, namespace, name string) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO secret_deleted (namespace, name, last_version)
+			 SELECT namespace, name, MAX(version) FROM secret_versions WHERE namespace = ? AND name = ? GROUP BY namespace, name
+			 ON CONFLICT (namespace, name) DO UPDATE SET last_version = excluded.last_version`, namespace, name); err != nil {
+			return err
+		}
 		// Explicit rather than relying on ON DELETE CASCADE alone.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM secret_versions WHERE namespace = ? AND name = ?`, namespace, name); err != nil {
 			return err

@@ -338,8 +338,16 @@ func testSecretDelete(t *testing.T, s store.Store) {
 	if ids, err := s.SealedKeyIDs(c); err != nil || ids["k1"] != 1 {
 		t.Errorf("SealedKeyIDs() after delete = %v, %v; want k1: 1 (the deleted values are gone)", ids, err)
 	}
-	if v := putSecret(t, s, "default", "db", 0); v.Version != 1 {
-		t.Errorf("PutSecret after delete = version %d, want 1", v.Version)
+	// The numbering continues: a version number is never sealed twice for
+	// one name, so a deleted secret's ciphertext cannot open as the new one.
+	if v := putSecret(t, s, "default", "db", 0); v.Version != 3 {
+		t.Errorf("PutSecret after delete = version %d, want 3", v.Version)
+	}
+	if err := s.DeleteSecret(c, "default", "db"); err != nil {
+		t.Fatal(err)
+	}
+	if v := putSecret(t, s, "default", "db", 0); v.Version != 4 {
+		t.Errorf("PutSecret after a second delete = version %d, want 4", v.Version)
 	}
 }
 

@@ -36,6 +36,17 @@ CREATE TABLE secret_versions (
 CREATE INDEX secret_versions_retires ON secret_versions (retires_at) WHERE destroyed_at IS NULL;
 CREATE INDEX secret_versions_key_id ON secret_versions (key_id) WHERE destroyed_at IS NULL;
 
+-- The last version number of each deleted secret, so that a secret created
+-- again under the same name continues the numbering: the version is bound
+-- into the sealed value, and a reused number would let a ciphertext of the
+-- deleted secret (from a backup) open as the new one.
+CREATE TABLE secret_deleted (
+    namespace    TEXT    NOT NULL,
+    name         TEXT    NOT NULL,
+    last_version INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+
 -- The live (or expired but not yet swept) value of each KV key. size is the
 -- plaintext size, counted against the bucket's quota while the entry is live
 -- (expires_at NULL or after now).
@@ -125,5 +136,6 @@ DROP TABLE grant_uses;
 DROP TABLE kv_changes;
 DROP TABLE kv_versions;
 DROP TABLE kv_entries;
+DROP TABLE secret_deleted;
 DROP TABLE secret_versions;
 DROP TABLE secrets;
