@@ -143,6 +143,23 @@ func (s *Service) ForFunction(ns, name string, version int, p manifest.Permissio
 	return h, nil
 }
 
+// MissingSecrets returns the names among names that have no secret in ns,
+// so a deploy can refuse grants of secrets the operator has not set (a
+// typo would otherwise fail only at the first call).
+func (s *Service) MissingSecrets(ctx context.Context, ns string, names []string) ([]string, error) {
+	var missing []string
+	for _, n := range names {
+		_, err := s.cfg.Vault.st.SecretVersion(ctx, ns, n, 0)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			missing = append(missing, n)
+		case err != nil:
+			return nil, err
+		}
+	}
+	return missing, nil
+}
+
 // HasEgress reports whether the function may call out (its instances then
 // spend time blocked on the network, not on a CPU).
 func (h *Host) HasEgress() bool { return h.policy != nil }

@@ -234,6 +234,14 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 		if _, err := s.cfg.Capabilities.ForFunction(m.Namespace, m.Name, 0, m.Permissions); err != nil {
 			return fail(&Error{Kind: KindInvalid, Msg: "permissions cannot be enforced: " + err.Error(), Err: err})
 		}
+		missing, err := s.cfg.Capabilities.MissingSecrets(ctx, m.Namespace, m.Permissions.Secrets)
+		if err != nil {
+			return fail(&Error{Msg: "check granted secrets failed", Err: err})
+		}
+		if len(missing) > 0 {
+			return fail(&Error{Kind: KindInvalid, Msg: fmt.Sprintf("permissions.secrets grants secrets that do not exist in namespace %s: %s (create them first: warden secrets set %s/NAME --from-stdin)",
+				m.Namespace, strings.Join(missing, ", "), m.Namespace)})
+		}
 	}
 	schemas, fileDigests, ferr := compileSchemas(m, req.Files)
 	if ferr != nil {

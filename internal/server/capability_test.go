@@ -73,6 +73,7 @@ func TestCapabilityAcceptance(t *testing.T) {
 
 	in.mustCLIStdin(grantedValue+"\n", "secrets", "set", "GRANTED_KEY", "--from-stdin")
 	in.mustCLIStdin(otherValue, "secrets", "set", "default/OTHER_KEY", "--from-stdin")
+	in.mustCLIStdin("unused-but-granted-value", "secrets", "set", "UNUSED_KEY", "--from-stdin")
 	in.mustCLIStdin(kvValue, "kv", "set", "catalog", "item-1", "--from-stdin")
 	if _, _, code := in.cli("secrets", "set", "GRANTED_KEY"); code != 2 {
 		t.Fatalf("secrets set without --from-file/--from-stdin: exit %d, want 2 (values are never arguments)", code)
@@ -96,7 +97,15 @@ func TestCapabilityAcceptance(t *testing.T) {
 	// Version 2: grants for one secret, two buckets, one origin; plus
 	// grants never used (for the review).
 	perms := "permissions:\n  secrets: [GRANTED_KEY, UNUSED_KEY]\n  kv: {orders: write, catalog: read, spare: write}\n  egress: [\"" + origin.URL + "\"]\n"
+	// A grant of a secret that does not exist is refused at deploy.
+	typo := strings.Replace(perms, "UNUSED_KEY", "UNUSED_KYE", 1)
+	if _, errOut, code := in.cli("deploy", "-f", capsFixture(t, typo, "off")); code != 1 || !strings.Contains(errOut, "UNUSED_KYE") {
+		t.Fatalf("deploy granting a missing secret: exit %d %s, want 1 naming it", code, errOut)
+	}
 	in.mustCLI("deploy", "-f", capsFixture(t, perms, "off"))
+	// Removing a granted secret afterwards is the operator's call: the
+	// function then gets not_found.
+	in.mustCLI("secrets", "rm", "UNUSED_KEY")
 	cases := []struct {
 		name, method, path, body string
 		wantErr                  string
@@ -134,6 +143,7 @@ func TestCapabilityAcceptance(t *testing.T) {
 	}
 
 	// The gateway checks responses for the exact values the function holds.
+	in.mustCLIStdin("unused-but-granted-value-2", "secrets", "set", "UNUSED_KEY", "--from-stdin")
 	in.mustCLI("deploy", "-f", capsFixture(t, perms, "redact"))
 	if body, _ := in.sdk("GET", "/sdk/secret?name=GRANTED_KEY", ""); strings.Contains(body, rotatedValue) || !strings.Contains(body, "[REDACTED:secret]") {
 		t.Errorf("dlp redact: the secret's value was not redacted (%d bytes)", len(body))
