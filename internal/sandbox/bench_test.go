@@ -148,12 +148,15 @@ func (benchHost) SecretGet(context.Context, Invocation, string) ([]byte, error) 
 
 // BenchmarkInvokeHostCall: a warm reactor invocation of the caps guest
 // that makes no host call, one secret_get, and 100 (through warden.Secret,
-// with a trivial Host), so the cost of a host call is visible.
+// warden.AppendSecret and the bare import), with a trivial Host, so the
+// cost of a host call, and of the SDK around it, is visible.
 func BenchmarkInvokeHostCall(b *testing.B) {
 	for _, bc := range []struct{ name, path string }{
 		{"none", "/bench/none"},
 		{"secret_get", "/bench/secret"},
 		{"secret_get_x100", "/bench/secret100"},
+		{"append_secret_x100", "/bench/append100"}, // warden.AppendSecret into a reused buffer
+		{"raw_secret_get_x100", "/bench/raw100"},   // the import called directly, no SDK
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			e, _ := newEngine(b, Config{})

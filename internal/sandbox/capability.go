@@ -15,8 +15,12 @@ import (
 // one of the sentinel errors below reaches the guest as ErrUnavailable.
 //
 // Implementations must be safe for concurrent use. inv carries the request
-// id of the invocation the call belongs to. Returned slices belong to the
-// sandbox (it copies them into guest memory and then drops them).
+// id of the invocation the call belongs to; ctx carries its deadline. The
+// arguments (strings, KVSet's value, the HTTPRequest) are copies of guest
+// memory the Host may keep. Returned slices belong to the sandbox (it copies
+// them into guest memory, or keeps one until the guest takes it with
+// result_take, and then drops them). hostcap.go maps each sentinel error to
+// its result code.
 type Host interface {
 	SecretGet(ctx context.Context, inv Invocation, name string) ([]byte, error)
 	KVGet(ctx context.Context, inv Invocation, bucket, key string) ([]byte, error)
@@ -48,16 +52,18 @@ type HTTPResponse struct {
 // each as its own negative result code (docs/abi.md). Their text never
 // reaches the guest.
 var (
-	ErrDenied      = errors.New("capability denied")          // not granted, or destination refused
-	ErrNotFound    = errors.New("not found")                  // no such secret or key
-	ErrInvalid     = errors.New("invalid argument")           // malformed name, key, URL, header…
-	ErrTooLarge    = errors.New("too large")                  // value, bucket quota or response over a limit
-	ErrUnavailable = errors.New("capability unavailable")     // the backend failed; try later
-	ErrTimeout     = errors.New("capability call timed out")  // egress: the destination did not answer in time
-	ErrNetwork     = errors.New("destination unreachable")    // egress: DNS, connect or TLS failure
+	ErrDenied      = errors.New("capability denied")         // not granted, or destination refused
+	ErrNotFound    = errors.New("not found")                 // no such secret or key
+	ErrInvalid     = errors.New("invalid argument")          // malformed name, key, URL, header…
+	ErrTooLarge    = errors.New("too large")                 // value, bucket quota or response over a limit
+	ErrUnavailable = errors.New("capability unavailable")    // the backend failed; try later
+	ErrTimeout     = errors.New("capability call timed out") // egress: the destination did not answer in time
+	ErrNetwork     = errors.New("destination unreachable")   // egress: DNS, connect or TLS failure
 )
 
-// Capability limits enforced by the sandbox before Host is called.
+// Capability limits enforced by the sandbox: on arguments before Host is
+// called (MaxHTTPResponse and MaxPendingResult: on what Host returns).
+// docs/abi.md states them; a test checks the two agree.
 const (
 	MaxNameLen       = 256     // secret names, buckets
 	MaxKVKeyLen      = 1024    // bytes

@@ -73,6 +73,7 @@ type Function struct {
 	base wazero.ModuleConfig // deny-by-default module config with Spec.Env
 	sem  chan struct{}
 	log  []slog.Attr
+	seen secretSet // secret values its guests read: redacted from their output
 
 	loadMu sync.Mutex // serializes loading so a module compiles once
 
@@ -332,7 +333,7 @@ func (f *Function) Invoke(ctx context.Context, req *Request) (*Response, error) 
 
 	ctx, cancel := context.WithTimeoutCause(ctx, f.lim.Timeout, errTimeout)
 	defer cancel()
-	cs := &callState{inv: f.inv, logger: f.e.cfg.Logger, host: f.spec.Host}
+	cs := &callState{inv: f.inv, logger: f.e.cfg.Logger, host: f.spec.Host, seen: &f.seen}
 	cs.inv.RequestID = req.RequestID
 	ctx = context.WithValue(ctx, callStateKey{}, cs)
 
@@ -395,7 +396,7 @@ func (f *Function) logGuest(ctx context.Context, req *Request, out *capture, ier
 		}
 	}
 	if out.total > 0 {
-		attrs = append(attrs, slog.String("output", out.text()))
+		attrs = append(attrs, slog.String("output", f.seen.redact(out.text())))
 	}
 	f.e.cfg.Logger.LogAttrs(ctx, lvl, msg, attrs...)
 }

@@ -42,9 +42,10 @@ type callStateKey struct{}
 type callState struct {
 	inv       Invocation
 	logger    *slog.Logger
-	logBytes  int  // bytes logged through warden.log in this invocation
-	logDroppd int  // lines dropped because the budget was spent
-	host      Host // Spec.Host; nil = every capability call is denied
+	logBytes  int        // bytes logged through warden.log in this invocation
+	logDroppd int        // lines dropped because the budget was spent
+	host      Host       // Spec.Host; nil = every capability call is denied
+	seen      *secretSet // secret values read by this function version, redacted from its output
 	// pending is the result of the last capability call when it did not fit
 	// the guest's buffer, until result_take copies it or the next
 	// capability call replaces it (hostcap.go). Host-owned memory, never a
@@ -197,7 +198,7 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	if level >= 0 && int(level) < len(logLevels) {
 		lvl = logLevels[level]
 	}
-	msg := validUTF8(buf) // copies out of guest memory
+	msg := cs.seen.redact(validUTF8(buf)) // copies out of guest memory
 	attrs := []slog.Attr{
 		slog.String("namespace", cs.inv.Namespace),
 		slog.String("function", cs.inv.Name),

@@ -215,6 +215,7 @@ func (c *capCall) secretGet(stack []uint64) int32 {
 	if err != nil {
 		return errCode(c.ctx, err)
 	}
+	c.cs.seen.add(val)
 	return c.deliver(val, outPtr, outCap)
 }
 
@@ -428,8 +429,8 @@ func decodeHTTPRequest(b []byte) (*HTTPRequest, error) {
 }
 
 // encodeHTTPResponse encodes resp in the reactor response format (u32
-// status, u32 n, n × (str name, str value), bytes body), header names in
-// sorted order. A body over MaxHTTPResponse or an encoding over
+// status, u32 n, n × (str name, str value), bytes body), header names
+// canonical, one field per value, in sorted order. A body over MaxHTTPResponse or an encoding over
 // MaxPendingResult is ErrTooLarge; a nil response or a status outside
 // 100..599 (a Host bug) is ErrUnavailable.
 func encodeHTTPResponse(resp *HTTPResponse) ([]byte, error) {
@@ -453,8 +454,9 @@ func encodeHTTPResponse(resp *HTTPResponse) ([]byte, error) {
 	b = appendU32(b, uint32(resp.Status))
 	b = appendU32(b, uint32(count))
 	for _, k := range slices.Sorted(maps.Keys(resp.Header)) {
+		name := http.CanonicalHeaderKey(k)
 		for _, v := range resp.Header[k] {
-			b = appendStr(b, k)
+			b = appendStr(b, name)
 			b = appendStr(b, v)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -314,6 +315,23 @@ func TestCapSecret(t *testing.T) {
 	}
 	if _, errName := sdkCall(t, f, "/sdk/secret", qv("name", "MISSING"), nil); errName != "not_found" {
 		t.Errorf("warden.Secret(MISSING) error = %q, want not_found", errName)
+	}
+
+	// AppendSecret: into dst's spare capacity, or grown once and taken.
+	for _, tc := range []struct {
+		name, cap string
+	}{{"SMALL", "0"}, {"SMALL", "64"}, {"BIG", "0"}, {"BIG", "16"}, {"BIG", strconv.Itoa(len(big) + 2)}} {
+		before := h.count("secret_get")
+		resp, errName := sdkCall(t, f, "/sdk/appendsecret", qv("name", tc.name, "prefix", "p:", "cap", tc.cap), nil)
+		if want := append([]byte("p:"), h.secrets[tc.name]...); errName != "" || !bytes.Equal(resp.Body, want) {
+			t.Errorf("warden.AppendSecret(cap %s, %q) = %d bytes, err %q, want p: and the value", tc.cap, tc.name, len(resp.Body), errName)
+		}
+		if n := h.count("secret_get") - before; n != 1 {
+			t.Errorf("warden.AppendSecret(cap %s, %q) called Host.SecretGet %d times, want 1", tc.cap, tc.name, n)
+		}
+	}
+	if resp, errName := sdkCall(t, f, "/sdk/appendsecret", qv("name", "!denied", "prefix", "p:"), nil); errName != "denied" || len(resp.Body) != 0 {
+		t.Errorf("warden.AppendSecret(!denied) = %q, %q, want denied", resp.Body, errName)
 	}
 }
 
@@ -802,6 +820,28 @@ func TestCapLogs(t *testing.T) {
 	}
 }
 
+// TestSecretsRedactedFromGuestOutput: a guest that logs a secret it read,
+// through warden.log, stderr, or stdout in a later invocation from a cached
+// copy, never puts the value in warden's log.
+func TestSecretsRedactedFromGuestOutput(t *testing.T) {
+	h := newFakeHost()
+	h.secrets["TOKEN"] = []byte("tok_live_5f4e3d2c1b0a")
+	f, _, logs := capsFunction(t, h)
+	if _, e := sdkCall(t, f, "/sdk/leak", qv("name", "TOKEN"), nil); e != "" {
+		t.Fatalf("leak: error %q", e)
+	}
+	sdkCall(t, f, "/sdk/leak-cached", nil, nil)
+	out := logs.String()
+	if strings.Contains(out, "tok_live_5f4e3d2c1b0a") {
+		t.Fatalf("a secret value reached the log:\n%s", out)
+	}
+	for _, want := range []string{"using token [REDACTED:secret]", "token=[REDACTED:secret]", "cached token [REDACTED:secret]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestCheckCapabilityImports(t *testing.T) {
 	e, _ := newEngine(t, Config{})
 	if err := e.Check(context.Background(), manifest.ABIReactor, wasmOf(t, "caps")); err != nil {
@@ -1020,6 +1060,34 @@ func TestExampleManifests(t *testing.T) {
 		}
 		if m.ABI != manifest.ABIReactor || !tc.check(m.Permissions) {
 			t.Errorf("%s: abi %s, permissions %+v", tc.name, m.ABI, m.Permissions)
+		}
+	}
+}
+
+// docs/abi.md states the limits the code enforces.
+func TestABIDocLimits(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/abi.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := func(n int) string {
+		if n%(1<<20) == 0 {
+			return fmt.Sprintf("%d MiB", n>>20)
+		}
+		return fmt.Sprintf("%d bytes", n)
+	}
+	for _, row := range []string{
+		fmt.Sprintf("| secret name, bucket name | %s (`MaxNameLen`) | `-3` |", size(MaxNameLen)),
+		fmt.Sprintf("| KV key, `prefix`, `after` | %s (`MaxKVKeyLen`) | `-3` |", size(MaxKVKeyLen)),
+		fmt.Sprintf("| KV value (`kv_set`, `kv_get`) | %s (`MaxKVValueLen`) | `-4` |", size(MaxKVValueLen)),
+		fmt.Sprintf("| keys per `kv_list` | %d (`MaxKVList`) | `limit` is lowered to %d |", MaxKVList, MaxKVList),
+		fmt.Sprintf("| `http_request` encoding | %s (`MaxHTTPRequest`) | `-4` |", size(MaxHTTPRequest)),
+		fmt.Sprintf("| `http_request` headers | %d fields, %d KiB of names and values | `-4` |", maxHTTPHeaders, maxHTTPHeaderBytes>>10),
+		fmt.Sprintf("| `http_request` response body | %s (`MaxHTTPResponse`) | `-4` |", size(MaxHTTPResponse)),
+		fmt.Sprintf("| pending result | %s (`MaxPendingResult`) | `-4` |", size(MaxPendingResult)),
+	} {
+		if !bytes.Contains(doc, []byte(row)) {
+			t.Errorf("docs/abi.md lacks the limits row\n%s", row)
 		}
 	}
 }

@@ -7,8 +7,10 @@
 // network on a guest's behalf: a guest gets no preopened directories, no
 // sockets, no environment other than its manifest env (plus CGI variables for
 // wagi), args equal to its function name, real clocks and crypto/rand
-// randomness. Anything more is a host capability in the warden module,
-// checked per call.
+// randomness. Anything more is a capability of the warden host module
+// (secrets, KV, egress HTTP), served by the function version's Host
+// (Spec.Host), which checks the manifest's grants on every call; the
+// sandbox only decodes and bounds the guest's arguments and results.
 //
 // # Notes
 //   - Lock order: Engine.mu before Function.mu; Function.loadMu before

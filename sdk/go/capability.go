@@ -52,6 +52,14 @@ var (
 // ErrInvalid (bad name), ErrUnavailable, ErrTimeout.
 func Secret(name string) ([]byte, error) { return secretGet(name) }
 
+// AppendSecret is Secret without the allocation: it appends the value to
+// dst and returns the extended slice (dst unchanged on error). With a
+// buffer reused across requests, reading a secret allocates nothing once
+// the buffer has room (allocation is the costly part of Go compiled to
+// wasm: about 1.3 µs of the 1.8 µs a Secret call takes). Clear the bytes
+// when done with them.
+func AppendSecret(dst []byte, name string) ([]byte, error) { return appendSecret(dst, name) }
+
 // KVGet returns the value of key in bucket, which the manifest must grant
 // (read or write). The returned slice belongs to the caller.
 //

@@ -7,6 +7,8 @@ package warden
 
 func secretGet(string) ([]byte, error) { return nil, ErrUnavailable }
 
+func appendSecret(dst []byte, _ string) ([]byte, error) { return dst, ErrUnavailable }
+
 func kvGet(string, string) ([]byte, error) { return nil, ErrUnavailable }
 
 func kvSet(string, string, []byte, int64) error { return ErrUnavailable }

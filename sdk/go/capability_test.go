@@ -65,8 +65,8 @@ func TestHTTPRequestDocExample(t *testing.T) {
 		0a000000 746578742f706c61696e
 		00000000`)
 	got := appendHTTPRequest(nil, "GET", "https://example.com/", Header{{"Accept", "text/plain"}}, nil)
-	if !bytes.Equal(got, want) {
-		t.Errorf("appendHTTPRequest(doc example) = %x, want %x", got, want)
+	if !bytes.Equal(got, want) || len(got) != 63 {
+		t.Errorf("appendHTTPRequest(doc example) = %x (%d bytes), want %x (63 bytes)", got, len(got), want)
 	}
 }
 
@@ -133,6 +133,9 @@ func TestCapabilitiesNative(t *testing.T) {
 		if !errors.Is(err, ErrUnavailable) {
 			t.Errorf("capability %d natively = %v, want ErrUnavailable", i+1, err)
 		}
+	}
+	if dst, err := AppendSecret([]byte("x"), "K"); string(dst) != "x" || err != ErrUnavailable {
+		t.Errorf("AppendSecret natively = %q, %v, want dst unchanged and ErrUnavailable", dst, err)
 	}
 	if err := KVSet("b", "k", nil, -time.Second); err != ErrInvalid {
 		t.Errorf("KVSet(ttl -1s) = %v, want ErrInvalid", err)

@@ -2,7 +2,10 @@
 
 package warden
 
-import "unsafe"
+import (
+	"slices"
+	"unsafe"
+)
 
 // The capability functions of the warden host module (docs/abi.md). Every
 // pointer is into this module's linear memory; the host copies what it
@@ -111,6 +114,29 @@ func secretGet(name string) ([]byte, error) {
 		clear(b) // do not leave the value in the shared buffer
 	}
 	return v, nil
+}
+
+func appendSecret(dst []byte, name string) ([]byte, error) {
+	// Read straight into dst's spare capacity; if the value does not fit,
+	// grow dst once and take the pending result into it. The shared result
+	// buffer never holds the value.
+	spare := dst[len(dst):cap(dst)]
+	n := hostSecretGet(strPtr(name), uint32(len(name)), bytesPtr(spare), uint32(len(spare)))
+	if n < 0 {
+		return dst, codeErr(n)
+	}
+	if int(n) <= len(spare) {
+		return dst[:len(dst)+int(n)], nil
+	}
+	dst = slices.Grow(dst, int(n))
+	spare = dst[len(dst) : len(dst)+int(n)]
+	if m := hostResultTake(bytesPtr(spare), uint32(n)); m != n {
+		if m < 0 {
+			return dst, codeErr(m)
+		}
+		return dst, ErrUnavailable
+	}
+	return dst[:len(dst)+int(n)], nil
 }
 
 func kvGet(bucket, key string) ([]byte, error) {

@@ -24,6 +24,11 @@
 //
 // A guest can do only what its manifest grants: it has no files, no
 // sockets, and no environment other than the manifest's env (see Env).
+// Secrets, KV buckets and outbound HTTP are capabilities (Secret, KVGet,
+// KVSet, KVDelete, KVList, Fetch, and wardenhttp.Transport), each call
+// checked by warden against the manifest's permissions. Outside
+// WebAssembly they fail with ErrUnavailable, so handlers still build and
+// run in native tests.
 package warden
 
 import "os"

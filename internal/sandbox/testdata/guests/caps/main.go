@@ -14,7 +14,9 @@
 //   - /sdk/... goes through the SDK (warden.Secret, KV…, Fetch, and
 //     wardenhttp.Transport under /sdk/client), answering X-Err with the
 //     error's name.
-//   - /bench/none and /bench/secret[100] are for benchmarks.
+//   - /bench/none, /bench/secret[100] (warden.Secret), /bench/append100
+//     (warden.AppendSecret into a reused buffer) and /bench/raw100
+//     (secret_get without the SDK) are for benchmarks.
 package main
 
 import (
@@ -23,6 +25,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -72,6 +75,24 @@ func handle(r *warden.Request) *warden.Response {
 			return &warden.Response{Status: 500}
 		}
 		return ok
+	case r.Path == "/bench/raw100":
+		name := "K"
+		for range 100 {
+			if rawSecretGet(uint32(uintptr(unsafe.Pointer(unsafe.StringData(name)))), 1, ptr(benchBuf[:]), uint32(len(benchBuf))) < 0 {
+				return &warden.Response{Status: 500}
+			}
+		}
+		return ok
+	case r.Path == "/bench/append100":
+		for range 100 {
+			v, err := warden.AppendSecret(appendBuf[:0], "K")
+			if err != nil {
+				return &warden.Response{Status: 500}
+			}
+			clear(v)
+			appendBuf = v
+		}
+		return ok
 	case r.Path == "/bench/secret100":
 		for range 100 {
 			if _, err := warden.Secret("K"); err != nil {
@@ -83,7 +104,14 @@ func handle(r *warden.Request) *warden.Response {
 	return &warden.Response{Status: 404}
 }
 
-var ok = &warden.Response{Body: []byte("ok")}
+var (
+	ok        = &warden.Response{Body: []byte("ok")}
+	benchBuf  [64]byte
+	appendBuf []byte
+)
+
+// leaked is a secret value kept between invocations by /sdk/leak.
+var leaked []byte
 
 func ptr(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
 
@@ -203,6 +231,21 @@ func sdk(r *warden.Request) *warden.Response {
 	switch r.Path {
 	case "/sdk/secret":
 		resp.Body, err = warden.Secret(q.Get("name"))
+	case "/sdk/leak":
+		// A careless function: it logs a secret it read (and keeps it
+		// for a later invocation, /sdk/leak-cached).
+		if leaked, err = warden.Secret(q.Get("name")); err == nil {
+			warden.Log(warden.LevelInfo, "using token "+string(leaked))
+			os.Stderr.WriteString("debug: token=" + string(leaked) + "\n")
+		}
+	case "/sdk/leak-cached":
+		os.Stdout.WriteString("cached token " + string(leaked) + "\n")
+	case "/sdk/appendsecret":
+		prefix := []byte(q.Get("prefix"))
+		if n, _ := strconv.Atoi(q.Get("cap")); n > len(prefix) {
+			prefix = append(make([]byte, 0, n), prefix...)
+		}
+		resp.Body, err = warden.AppendSecret(prefix, q.Get("name"))
 	case "/sdk/kv/get":
 		resp.Body, err = warden.KVGet(q.Get("b"), q.Get("k"))
 	case "/sdk/kv/set":
