@@ -47,10 +47,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if ok {
 			return &conn{Conn: c, l: l, ip: ip}, nil
 		}
-		c.Close()
+		// Report before closing, so that whoever sees the connection end
+		// also sees it counted.
 		if l.onRefuse != nil {
 			l.onRefuse(ip)
 		}
+		c.Close()
 	}
 }
 

@@ -343,6 +343,13 @@ func (f *Function) Invoke(ctx context.Context, req *Request) (*Response, error) 
 	} else {
 		resp, err = f.invokeReactor(ctx, m, req)
 	}
+	if err == nil && ctx.Err() != nil {
+		// The deadline passed (typically in a host call, which then
+		// answered the guest with a timeout code) but the guest returned
+		// before wazero stopped it: past its deadline an invocation has
+		// no answer but the timeout.
+		resp, err = nil, f.failure(ctx, ctx.Err(), nil, 0)
+	}
 	if cs.logDroppd > 0 {
 		f.e.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "guest log budget exceeded",
 			append(slices.Clip(f.log), slog.String("request_id", req.RequestID), slog.Int("dropped", cs.logDroppd))...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"warden/internal/capability"
 	"warden/internal/config"
 	"warden/internal/secrets"
+	"warden/internal/server"
 	"warden/internal/store"
 	"warden/internal/store/sqlite"
 )
@@ -32,7 +34,7 @@ func openVault(t *testing.T, data string) (*sqlite.DB, *capability.Vault) {
 	return db, capability.NewVault(db, kd.Keyring(), capability.VaultConfig{})
 }
 
-const rotationValues = 1500 // secrets, and as many KV values
+const rotationValues = 500 // secrets, and as many KV values
 
 func secretValue(i int) string { return fmt.Sprintf("value-%04d-of-the-rotation-test", i) }
 
@@ -150,4 +152,107 @@ func TestKillDuringMasterKeyRotation(t *testing.T) {
 	db, v = openVault(t, data)
 	defer db.Close()
 	readAll(t, v)
+}
+
+// TestOperatorMasterKeyRotation: with keys the operator supplies, a
+// restart with the new key and --previous-master-key-file re-wraps
+// everything; afterwards the new key alone opens every value, and a start
+// with a wrong key reports values it cannot read instead of serving
+// garbage.
+func TestOperatorMasterKeyRotation(t *testing.T) {
+	data := t.TempDir()
+	keyA, keyB := filepath.Join(t.TempDir(), "a.key"), filepath.Join(t.TempDir(), "b.key")
+	for _, p := range []string{keyA, keyB} {
+		k, _, err := secrets.LoadOrCreateMasterKey(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(k)
+	}
+	withKeys := func(cur, prev string) func(*config.Config) {
+		return func(c *config.Config) { c.MasterKeyFile, c.PreviousMasterKeyFile = cur, prev }
+	}
+	status := func(in *instance) capability.KeyStatus {
+		var st capability.KeyStatus
+		if err := json.Unmarshal([]byte(in.mustCLI("secrets", "master-key", "--json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+
+	in := startWith(t, data, withKeys(keyA, ""))
+	if st := status(in); st.Source != "external" {
+		t.Fatalf("status with --master-key-file = %+v, want source external", st)
+	}
+	if _, err := os.Stat(filepath.Join(data, "keys")); !os.IsNotExist(err) {
+		t.Fatalf("a managed key dir was created although the operator gave a key (%v)", err)
+	}
+	in.mustCLIStdin("value-under-key-a-123", "secrets", "set", "ROTATE_ME", "--from-stdin")
+	if _, errOut, code := in.cli("secrets", "master-key", "rotate"); code != 1 || !strings.Contains(errOut, "409") {
+		t.Fatalf("online rotate of an operator key: exit %d %s, want 409", code, errOut)
+	}
+	idA := status(in).Current
+	in.stop()
+
+	// The new key without the previous one: the value is reported as
+	// unreadable, and the server still starts.
+	in = startWith(t, data, withKeys(keyB, ""))
+	st := status(in)
+	if len(st.Keys) != 2 || st.Keys[1].ID != idA || st.Keys[1].Loaded || st.Keys[1].Values != 1 {
+		t.Fatalf("status with the wrong key = %+v, want 1 value under %s, not loaded", st, idA)
+	}
+	in.stop()
+
+	// New key plus the previous one: re-wrapped at start.
+	in = startWith(t, data, withKeys(keyB, keyA))
+	deadline := time.Now().Add(20 * time.Second)
+	for st = status(in); st.Rewrapping || st.Keys[0].Values != 1; st = status(in) {
+		if time.Now().After(deadline) {
+			t.Fatalf("re-wrap did not finish: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	in.stop()
+
+	// The new key alone opens it.
+	cfg := config.Default()
+	cfg.DataDir = data
+	db, err := sqlite.Open(cfg.DBPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b, err := secrets.ReadMasterKey(keyB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := secrets.ExternalKeyring(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := capability.NewVault(db, kr, capability.VaultConfig{}).ReadSecret(context.Background(), "default", "ROTATE_ME", false)
+	if err != nil || string(got) != "value-under-key-a-123" {
+		t.Fatalf("after rotation, the new key alone: %v", err)
+	}
+}
+
+// TestMasterKeyFromEnvironment: WARDEN_MASTER_KEY is used when no file is
+// given; a malformed one stops the start with a message that holds no key.
+func TestMasterKeyFromEnvironment(t *testing.T) {
+	t.Setenv(config.MasterKeyEnv, "c2hvcnQ=") // "short": refused
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen, cfg.AdminListen = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
+	_, err := server.New(context.Background(), cfg, server.Options{})
+	if err == nil || !strings.Contains(err.Error(), config.MasterKeyEnv) || strings.Contains(err.Error(), "c2hvcnQ") {
+		t.Fatalf("short key in the environment: %v", err)
+	}
+	t.Setenv(config.MasterKeyEnv, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	in := start(t, t.TempDir())
+	var st capability.KeyStatus
+	if err := json.Unmarshal([]byte(in.mustCLI("secrets", "master-key", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Source != "external" {
+		t.Fatalf("status = %+v, want the environment's key", st)
+	}
 }
