@@ -46,6 +46,7 @@ const (
 	DefaultSecretTTL    = 2 * time.Second // how long a node serves a cached secret before looking again
 	MaxKVKey            = 1024
 	rewrapBatch         = 100
+	rewrapPause         = 10 * time.Millisecond
 	previousVersionName = "@previous"
 )
 
@@ -423,6 +424,13 @@ func (v *Vault) Rewrap(ctx context.Context) (int, error) {
 		if n == 0 {
 			v.ForgetAll()
 			return total, nil
+		}
+		// Leave the store's writer to foreground traffic between batches:
+		// a re-wrap of a million values must not stall KV writes.
+		select {
+		case <-ctx.Done():
+			return total, ctx.Err()
+		case <-time.After(rewrapPause):
 		}
 	}
 }

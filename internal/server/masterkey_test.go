@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -96,14 +97,18 @@ func TestKillDuringMasterKeyRotation(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
-		p.kill() // at once: the re-wrap runs in the background
 		if code != 0 {
+			p.kill()
 			t.Fatalf("round %d: master-key rotate: exit %d %s", round, code, e)
 		}
 		var st capability.KeyStatus
 		if err := json.Unmarshal([]byte(out), &st); err != nil {
 			t.Fatal(err)
 		}
+		// Kill as soon as the first batch is committed under the new key
+		// (read from the live database, as a second process would).
+		waitForRewrapStart(t, filepath.Join(data, "warden.db"), st.Current)
+		p.kill()
 		// Offline: count the keys values are under, and read them all.
 		db, v := openVault(t, data)
 		ids, err := db.SealedKeyIDs(ctx)
@@ -117,7 +122,7 @@ func TestKillDuringMasterKeyRotation(t *testing.T) {
 			}
 		}
 		midway = under > 1
-		t.Logf("round %d: killed with values under %d keys (%v)", round, under, ids)
+		t.Logf("round %d: killed with values under %d keys (%v); rotate answered %+v", round, under, ids, st)
 		readAll(t, v)
 		db.Close()
 	}
@@ -255,4 +260,24 @@ func TestMasterKeyFromEnvironment(t *testing.T) {
 	if st.Source != "external" {
 		t.Fatalf("status = %+v, want the environment's key", st)
 	}
+}
+
+// waitForRewrapStart polls the live database, read-only, until some value
+// is sealed under key (at most 20 s).
+func waitForRewrapStart(t *testing.T, path, key string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path+"?_pragma=query_only(1)&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		var n int
+		err := db.QueryRow(`SELECT (SELECT COUNT(*) FROM secret_versions WHERE key_id = ?) + (SELECT COUNT(*) FROM kv_entries WHERE key_id = ?)`, key, key).Scan(&n)
+		if err == nil && n > 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("the re-wrap did not start within 20s")
 }

@@ -95,9 +95,10 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	}
 	s = &Server{cfg: cfg, log: log}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	partial := s // the error returns below set s to nil
 	defer func() {
 		if err != nil {
-			s.closeBackends(context.Background())
+			partial.closeBackends(context.Background())
 		}
 	}()
 
