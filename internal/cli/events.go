@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -115,6 +117,11 @@ func printEvent(w io.Writer, e events.Event) {
 	}
 	if e.Reason != "" {
 		fmt.Fprintf(&b, " reason=%q", e.Reason)
+	}
+	for _, k := range slices.Sorted(maps.Keys(e.Labels)) {
+		if k != "route" || e.Type != events.TypeAdminAuth { // every admin call has one: noise
+			fmt.Fprintf(&b, " %s=%q", k, e.Labels[k])
+		}
 	}
 	if e.RequestID != "" {
 		fmt.Fprintf(&b, " req=%s", e.RequestID)
