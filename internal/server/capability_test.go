@@ -182,6 +182,23 @@ func TestCapabilityAcceptance(t *testing.T) {
 	if got := in.mustCLI("kv", "get", "orders", "o1"); got != "tea" {
 		t.Errorf("kv get = %q, want tea", got)
 	}
+	// Keys with slashes and spaces survive the admin API's paths.
+	in.mustCLIStdin("nested", "kv", "set", "orders", "2026/11 a b", "--from-stdin")
+	if got := in.mustCLI("kv", "get", "orders", "2026/11 a b"); got != "nested" {
+		t.Errorf("kv get of a key with a slash = %q", got)
+	}
+	// Bad input to the admin API: problem+json, nothing stored.
+	resp = in.admin("POST", "/v1/secrets/default/TOO_BIG", in.token, bytes.NewReader(make([]byte, 70<<10)))
+	wantProblem(t, resp, http.StatusRequestEntityTooLarge)
+	resp = in.admin("POST", "/v1/secrets/default/lower-case", in.token, strings.NewReader("value-of-a-bad-name"))
+	wantProblem(t, resp, http.StatusBadRequest)
+	resp = in.admin("POST", "/v1/secrets/default/GRANTED_KEY", in.token, strings.NewReader("would-overwrite"))
+	wantProblem(t, resp, http.StatusConflict)
+	resp = in.admin("POST", "/v1/secrets/default/NO_TOKEN", "", strings.NewReader("value"))
+	wantProblem(t, resp, http.StatusUnauthorized)
+	if ls := in.mustCLI("secrets", "ls"); strings.Contains(ls, "TOO_BIG") || strings.Contains(ls, "NO_TOKEN") || strings.Contains(ls, "lower-case") {
+		t.Errorf("a refused secret was stored: %s", ls)
+	}
 	if got := in.mustCLI("kv", "ls", "orders"); !strings.Contains(got, `"o1"`) {
 		t.Errorf("kv ls orders = %q", got)
 	}
