@@ -72,4 +72,12 @@ const (
 	MaxHTTPRequest   = 8 << 20 // encoded outbound request (URL, headers, body)
 	MaxHTTPResponse  = 8 << 20 // outbound response body
 	MaxPendingResult = 16 << 20
+	// MaxCapCalls bounds the capability calls of one invocation (each may
+	// cost a store access and an event); later calls get too_large.
+	MaxCapCalls = 1000
+	// MaxKVTTL is the longest KV time to live.
+	MaxKVTTL = 10 * 365 * 24 * time.Hour
+	// maxMethodLen bounds an outbound request's method (it is recorded in
+	// every egress event).
+	maxMethodLen = 16
 )

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
 	"net/http"
 	"slices"
 	"time"
@@ -81,8 +80,9 @@ func errCode(ctx context.Context, err error) int32 {
 const (
 	maxHTTPHeaders     = 128      // header fields in one outbound request
 	maxHTTPHeaderBytes = 64 << 10 // names plus values of one outbound request
-	// maxTTLMillis is the largest kv_set ttl_ms that is a time.Duration.
-	maxTTLMillis = math.MaxInt64 / int64(time.Millisecond)
+	// maxTTLMillis is the largest kv_set ttl_ms: MaxKVTTL (an expiry time
+	// far beyond it would overflow the store's timestamps).
+	maxTTLMillis = int64(MaxKVTTL / time.Millisecond)
 )
 
 // capCall is one capability call in progress. It records the first failure
@@ -109,6 +109,12 @@ func beginCap(ctx context.Context, mod api.Module, op string) capCall {
 	c.cs.dropPending()
 	if c.cs.host == nil {
 		c.code = codeDenied
+		return c
+	}
+	// Each capability call may cost the host a store access and an event:
+	// an invocation gets a bounded number of them.
+	if c.cs.capCalls++; c.cs.capCalls > MaxCapCalls {
+		c.code = codeTooLarge
 		return c
 	}
 	if c.mem = mod.Memory(); c.mem == nil {
@@ -386,8 +392,8 @@ func decodeHTTPRequest(b []byte) (*HTTPRequest, error) {
 	if r.err != nil {
 		return bad("truncated")
 	}
-	if !validHeaderName(method) {
-		return bad("method is not a token")
+	if len(method) > maxMethodLen || !validHeaderName(method) {
+		return bad("method is not a token of at most 16 bytes")
 	}
 	if uint64(n)*8 > uint64(len(r.b)) { // each field takes at least 8 bytes
 		return bad("header count overruns the encoding")

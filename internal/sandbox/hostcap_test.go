@@ -1091,3 +1091,34 @@ func TestABIDocLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestCapBudgets: a guest cannot make the host record unbounded events: a
+// long method is refused before the Host sees it, and an invocation gets
+// MaxCapCalls capability calls.
+func TestCapBudgets(t *testing.T) {
+	h := newFakeHost()
+	h.secrets["K"] = []byte("v")
+	f, _, _ := capsFunction(t, h)
+	long := strings.Repeat("A", maxMethodLen+1)
+	if rets, _ := raw(t, f, qv("c", "http_request:pb,lb,po,oc"), encHTTP(long, "https://x.example/", nil, "")); !slices.Equal(rets, []int{int(codeInvalid)}) {
+		t.Errorf("http_request with a %d-byte method = %v, want [%d]", len(long), rets, codeInvalid)
+	}
+	if h.count("http") != 0 {
+		t.Errorf("the Host saw a request with a long method")
+	}
+	q := url.Values{"s0": {"K"}}
+	for range MaxCapCalls + 2 {
+		q.Add("c", "secret_get:p0,l0,po,oc")
+	}
+	rets, _ := raw(t, f, q, nil)
+	if len(rets) != MaxCapCalls+2 || rets[MaxCapCalls-1] != 1 || rets[MaxCapCalls] != int(codeTooLarge) || rets[MaxCapCalls+1] != int(codeTooLarge) {
+		t.Errorf("calls past the budget: rets[%d:] = %v, want 1 then %d", MaxCapCalls-1, rets[MaxCapCalls-1:], codeTooLarge)
+	}
+	if n := h.count("secret_get"); n != MaxCapCalls {
+		t.Errorf("Host saw %d secret_get calls, want %d", n, MaxCapCalls)
+	}
+	// The budget is per invocation.
+	if rets, _ := raw(t, f, qv("s0", "K", "c", "secret_get:p0,l0,po,oc"), nil); !slices.Equal(rets, []int{1}) {
+		t.Errorf("next invocation = %v, want [1]", rets)
+	}
+}
