@@ -198,7 +198,8 @@ func unauthorized(w http.ResponseWriter, r *http.Request) {
 
 func origin(r *http.Request) deploy.Origin {
 	p, _ := r.Context().Value(principalKey{}).(auth.Principal)
-	return deploy.Origin{Actor: p.Name + " (" + p.ID + ")", SourceIP: secheaders.ClientIP(r), RequestID: reqid.From(r.Context())}
+	return deploy.Origin{Actor: p.Name + " (" + p.ID + ")", SourceIP: secheaders.ClientIP(r), RequestID: reqid.From(r.Context()),
+		MayGrant: RoleAllows(p.Role, PermGrant)}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -303,6 +304,8 @@ func (a *API) deployError(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusConflict
 	case deploy.KindNotFound:
 		status = http.StatusNotFound
+	case deploy.KindForbidden:
+		status = http.StatusForbidden
 	default:
 		a.log.Error("admin change failed", "request_id", reqid.From(r.Context()), "err", err)
 	}

@@ -24,6 +24,10 @@ const (
 	PermSecretsRead = "secrets:list"   // secret names, versions and grants, never values; master key status
 	PermKV          = "kv:manage"      // read and write function KV buckets
 	PermAccess      = "access:review"  // grant usage reviews and egress summaries
+	// PermGrant is not a route's permission: a deploy or rollback that
+	// gives a function grants (secrets, KV, egress) its active version does
+	// not hold needs it besides functions:deploy.
+	PermGrant = "grants:approve"
 	// PermPublic marks the one route served without a credential
 	// (POST /v1/login). No role holds it; the guard does not authenticate it.
 	PermPublic = "public"
@@ -40,7 +44,8 @@ type roleSpec struct {
 //
 //	admin     everything; MFA required (the only role that sets, rotates
 //	          or destroys secrets and reads or writes KV values)
-//	deployer  deploy, roll back, read and invoke functions; list secrets
+//	deployer  deploy, roll back, read and invoke functions (keeping or
+//	          narrowing their grants, never widening them); list secrets
 //	auditor   the event log, read-only function metadata, secret listings,
 //	          access reviews and egress summaries
 //	viewer    read-only function metadata
@@ -48,7 +53,7 @@ type roleSpec struct {
 // Every role may read API metadata and enroll its own TOTP.
 var roles = map[string]roleSpec{
 	auth.RoleAdmin: {mfa: true, perms: []string{PermRead, PermDeploy, PermDelete, PermInvoke, PermEvents,
-		PermMetadata, PermKeys, PermUsers, PermMFA, PermTokens, PermIssuers, PermSecrets, PermSecretsRead, PermKV, PermAccess}},
+		PermMetadata, PermKeys, PermUsers, PermMFA, PermTokens, PermIssuers, PermSecrets, PermSecretsRead, PermKV, PermAccess, PermGrant}},
 	auth.RoleDeployer: {perms: []string{PermRead, PermDeploy, PermInvoke, PermMetadata, PermMFA, PermSecretsRead}},
 	auth.RoleAuditor:  {perms: []string{PermRead, PermEvents, PermMetadata, PermMFA, PermSecretsRead, PermAccess}},
 	auth.RoleViewer:   {perms: []string{PermRead, PermMetadata, PermMFA}},

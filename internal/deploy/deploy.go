@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -100,16 +101,21 @@ type Origin struct {
 	Actor     string
 	SourceIP  string
 	RequestID string
+	// MayGrant is whether the caller may give a function grants (secrets,
+	// KV, egress) its active version does not hold. Without it a change
+	// may keep or narrow grants, never widen them.
+	MayGrant bool
 }
 
 // Kind classifies a refused change.
 type Kind int
 
 const (
-	KindInvalid  Kind = iota + 1 // the manifest or request is malformed
-	KindRejected                 // the module was refused (does not compile, wrong ABI)
-	KindConflict                 // a route is served by another function
-	KindNotFound                 // no such function or version
+	KindInvalid   Kind = iota + 1 // the manifest or request is malformed
+	KindRejected                  // the module was refused (does not compile, wrong ABI)
+	KindConflict                  // a route is served by another function
+	KindNotFound                  // no such function or version
+	KindForbidden                 // the caller may not widen the function's grants
 )
 
 // Error is a refused change. Msg and Details are safe to show the user.
@@ -255,6 +261,9 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	k := key(m.Namespace, m.Name)
 	cur := s.cur.Load()
 	prev := cur.active[k]
+	if e := s.checkGrants(prev, m, req.Origin); e != nil {
+		return fail(e)
+	}
 	if prev != nil && prev.Version.Digest == verDigest {
 		s.emit(events.TypeFunctionDeploy, events.OutcomeSuccess, "unchanged", m.Namespace, m.Name, prev.Version.Version, req.Origin)
 		return Result{Version: prev.Version, Previous: prev.Version.Version, Unchanged: true}, nil
@@ -351,6 +360,9 @@ func (s *Service) Rollback(ctx context.Context, namespace, name string, to int, 
 	if err != nil {
 		return fail(&Error{Kind: KindRejected, Msg: fmt.Sprintf("version %d's schemas could not be loaded", to), Err: err})
 	}
+	if e := s.checkGrants(prev, m, o); e != nil {
+		return fail(e)
+	}
 	next := &Active{Version: v, Manifest: m, Schemas: schemas}
 	routes, err := buildRoutes(with(cur.active, k, next), k)
 	if err != nil {
@@ -417,6 +429,47 @@ func (s *Service) swap(cur *state, k string, next *Active, routes *router.Table[
 	if old := cur.active[k]; old != nil && old.Fn != nil {
 		go old.Fn.Close()
 	}
+}
+
+// checkGrants refuses a change that gives the function grants its active
+// version (prev, nil for a new function) does not hold, unless the caller
+// may grant: otherwise whoever may deploy could read any secret by
+// deploying a function that returns it.
+func (s *Service) checkGrants(prev *Active, m *manifest.Manifest, o Origin) *Error {
+	if o.MayGrant {
+		return nil
+	}
+	var held manifest.Permissions
+	if prev != nil {
+		held = prev.Manifest.Permissions
+	}
+	if w := Widened(held, m.Permissions); len(w) > 0 {
+		return &Error{Kind: KindForbidden, Msg: "this change grants what the active version does not (" + strings.Join(w, ", ") +
+			"); an operator with grants:approve (the admin role) must make it"}
+	}
+	return nil
+}
+
+// Widened lists the grants of next that held does not give: secrets,
+// buckets (or write where held has read) and egress origins.
+func Widened(held, next manifest.Permissions) []string {
+	var out []string
+	for _, n := range next.Secrets {
+		if !slices.Contains(held.Secrets, n) {
+			out = append(out, "secret "+n)
+		}
+	}
+	for _, b := range slices.Sorted(maps.Keys(next.KV)) {
+		if h, ok := held.KV[b]; !ok || h == "read" && next.KV[b] == "write" {
+			out = append(out, "kv "+b+": "+next.KV[b])
+		}
+	}
+	for _, e := range next.Egress {
+		if !slices.Contains(held.Egress, e) {
+			out = append(out, "egress "+e)
+		}
+	}
+	return out
 }
 
 // bind gives a its capability host and its sandbox function.

@@ -251,3 +251,50 @@ func grepData(t *testing.T, data string) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeployerCannotWidenGrants: whoever may deploy must not be able to
+// read a secret by deploying a function that returns it. A deployer may
+// change code and keep or narrow grants; widening them needs the admin
+// role (grants:approve), for deploys and for rollbacks alike.
+func TestDeployerCannotWidenGrants(t *testing.T) {
+	in := start(t, t.TempDir())
+	in.mustCLIStdin("deployer-pass-0123456789\n", "users", "add", "dev", "--role", "deployer", "--password-stdin")
+	tok := strings.TrimSpace(in.mustCLIStdin("deployer-pass-0123456789\n", "login", "--user", "dev", "--password-stdin"))
+	in.mustCLIStdin("a-secret-value-0123", "secrets", "set", "DB_PASSWORD", "--from-stdin")
+	asDev := func(args ...string) (string, int) {
+		_, errOut, code := in.cli(append([]string{"--token", tok}, args...)...)
+		return errOut, code
+	}
+	withSecret := "permissions:\n  secrets: [DB_PASSWORD]\n"
+	withEgress := withSecret + "  egress: [\"https://attacker.example\"]\n"
+
+	// A new function with a grant: refused for the deployer.
+	if errOut, code := asDev("deploy", "-f", capsFixture(t, withSecret, "off")); code != 1 || !strings.Contains(errOut, "HTTP 403") || !strings.Contains(errOut, "secret DB_PASSWORD") {
+		t.Fatalf("deployer deploying a secret grant: exit %d %s, want 403 naming the grant", code, errOut)
+	}
+	// Without grants: fine.
+	if errOut, code := asDev("deploy", "-f", capsFixture(t, "", "off")); code != 0 {
+		t.Fatalf("deployer deploying without grants: exit %d %s", code, errOut)
+	}
+	// The admin grants; the deployer then ships new code with the same
+	// grants, or fewer.
+	in.mustCLI("deploy", "-f", capsFixture(t, withSecret, "off"))
+	if errOut, code := asDev("deploy", "-f", capsFixture(t, withSecret, "redact")); code != 0 {
+		t.Fatalf("deployer redeploying the same grants: exit %d %s", code, errOut)
+	}
+	// Adding egress (a way out for the secret) is refused.
+	if errOut, code := asDev("deploy", "-f", capsFixture(t, withEgress, "redact")); code != 1 || !strings.Contains(errOut, "egress https://attacker.example") {
+		t.Fatalf("deployer adding egress: exit %d %s", code, errOut)
+	}
+	// Rolling back from no grants to a version with grants widens too.
+	if errOut, code := asDev("deploy", "-f", capsFixture(t, "", "block")); code != 0 {
+		t.Fatalf("deployer narrowing grants: exit %d %s", code, errOut)
+	}
+	if errOut, code := asDev("rollback", "caps"); code != 1 || !strings.Contains(errOut, "HTTP 403") {
+		t.Fatalf("deployer rolling back to a version with grants: exit %d %s, want 403", code, errOut)
+	}
+	in.mustCLI("rollback", "caps") // the admin may
+	in.waitEvent("function.deploy", func(e events.Event) bool {
+		return e.Outcome == events.OutcomeFailure && strings.Contains(e.Reason, "grants what the active version does not")
+	})
+}
