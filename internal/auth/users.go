@@ -269,13 +269,15 @@ func (u *Users) StartTOTP(ctx context.Context, name string) (uri string, err err
 	if err != nil {
 		return "", err
 	}
-	sealed, keyID, err := u.seal(ctx, name, secret)
-	if err != nil {
-		return "", fmt.Errorf("seal totp seed: %w", err)
-	}
 	_, err = u.Store.UpdateUser(ctx, name, func(usr *store.User) error {
 		if usr.MFAEnrolled {
 			return ErrMFAEnrolled
+		}
+		// Sealed inside the write, so a master-key rotation either sees
+		// this seed (and re-wraps it) or runs after it under the new key.
+		sealed, keyID, err := u.seal(ctx, name, secret)
+		if err != nil {
+			return fmt.Errorf("seal totp seed: %w", err)
 		}
 		usr.TOTPSecret, usr.TOTPKeyID, usr.TOTPLastStep = sealed, keyID, 0
 		return nil

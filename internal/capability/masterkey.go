@@ -3,9 +3,11 @@ package capability
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	"warden/internal/events"
@@ -16,6 +18,7 @@ import (
 var (
 	ErrExternalKey     = errors.New("the master key is supplied by the operator (--master-key-file or the environment): rotate it by restarting with the new key and --previous-master-key-file")
 	ErrRotationRunning = errors.New("a master-key re-wrap is already running")
+	ErrKeyNotLoaded    = errors.New("master key not loaded")
 )
 
 // TypeRewrap is the event of a finished (success) or failed re-wrap.
@@ -54,6 +57,9 @@ type KeyManager struct {
 	ev    events.Emitter
 	log   *slog.Logger
 
+	ctx    context.Context // ends at Close: a running re-wrap stops after its batch
+	cancel context.CancelFunc
+
 	mu      sync.Mutex
 	running bool
 	lastErr string
@@ -69,11 +75,25 @@ func NewKeyManager(v *Vault, dir *secrets.KeyDir, ev events.Emitter, log *slog.L
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &KeyManager{vault: v, dir: dir, ev: ev, log: log}
+	m := &KeyManager{vault: v, dir: dir, ev: ev, log: log}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	return m
+}
+
+// Close stops a running re-wrap after its current batch (each is one
+// transaction; the next start resumes) and waits for it.
+func (m *KeyManager) Close() {
+	m.cancel()
+	m.Wait()
 }
 
 // Start re-wraps in the background if any value is under a key other than
 // the current one (an interrupted rotation, or an external key change).
+//
+// It fails with an error wrapping ErrKeyNotLoaded when stored values are
+// sealed under a key the keyring does not hold: serving then would answer
+// every read of those values with an error, and a server that generated a
+// fresh key in place of a lost one would go on sealing new values under it.
 func (m *KeyManager) Start(ctx context.Context) error {
 	ids, err := m.vault.st.SealedKeyIDs(ctx)
 	if err != nil {
@@ -81,16 +101,21 @@ func (m *KeyManager) Start(ctx context.Context) error {
 	}
 	kr := m.vault.Keyring()
 	need := false
-	for id, n := range ids {
+	var missing []string
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		n := ids[id]
 		if n == 0 || id == kr.Current().KeyID() {
 			continue
 		}
 		if _, ok := kr.Provider(id); !ok {
-			m.log.Error("sealed values are under a master key that is not loaded; they cannot be read",
-				slog.String("key_id", id), slog.Int("values", n))
+			missing = append(missing, fmt.Sprintf("%d under %s", n, id))
 			continue
 		}
 		need = true
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: stored values are sealed under master keys that are not loaded (%s); give the key that wraps them (--master-key-file, or --previous-master-key-file while rotating)",
+			ErrKeyNotLoaded, strings.Join(missing, ", "))
 	}
 	if need || m.dir != nil && len(kr.IDs()) > 1 {
 		m.startRewrap()
@@ -131,7 +156,7 @@ func (m *KeyManager) startRewrap() {
 	m.mu.Unlock()
 	go func() {
 		defer close(done)
-		err := m.rewrap(context.Background())
+		err := m.rewrap(m.ctx)
 		m.mu.Lock()
 		m.running = false
 		m.lastErr = ""
@@ -147,6 +172,10 @@ func (m *KeyManager) rewrap(ctx context.Context) error {
 	n, err := m.vault.Rewrap(ctx)
 	ev := events.Event{Type: TypeRewrap, Outcome: events.OutcomeSuccess,
 		Labels: map[string]string{"key.id": kr.Current().KeyID(), "rewrapped": itoa(n)}}
+	if err != nil && m.ctx.Err() != nil {
+		m.log.Info("master-key re-wrap paused for shutdown; the next start resumes it", slog.Int("rewrapped", n))
+		return nil
+	}
 	if err != nil {
 		ev.Outcome, ev.Reason = events.OutcomeFailure, "re-wrap failed"
 		m.ev.Emit(ev)

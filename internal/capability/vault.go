@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"warden/internal/secrets"
 	"warden/internal/store"
@@ -39,12 +40,16 @@ var (
 
 // Limits of the vault.
 const (
-	MaxSecretSize       = 64 << 10 // bytes per secret value
-	DefaultKVMaxValue   = 1 << 20  // bytes per KV value
-	DefaultKVMaxBucket  = 64 << 20 // live bytes per bucket
-	DefaultSecretGrace  = 24 * time.Hour
-	DefaultSecretTTL    = 2 * time.Second // how long a node serves a cached secret before looking again
-	MaxKVKey            = 1024
+	MaxSecretSize      = 64 << 10 // bytes per secret value
+	DefaultKVMaxValue  = 1 << 20  // bytes per KV value
+	DefaultKVMaxBucket = 64 << 20 // live bytes per bucket
+	DefaultSecretGrace = 24 * time.Hour
+	DefaultSecretTTL   = 2 * time.Second // how long a node serves a cached secret before looking again
+	MaxKVKey           = 1024
+	MaxKVTTL           = 10 * 365 * 24 * time.Hour
+	// KVEntryOverhead is what one KV entry counts against its bucket's
+	// quota besides its key and value (the envelope and the row).
+	KVEntryOverhead     = 128
 	rewrapBatch         = 100
 	rewrapPause         = 10 * time.Millisecond
 	previousVersionName = "@previous"
@@ -76,6 +81,10 @@ type Vault struct {
 
 	mu    sync.Mutex
 	cache map[secretKey]*cachedSecret
+	// gen counts invalidations per secret (and all) so that a load that
+	// raced with a rotation or delete does not store a stale entry.
+	gen    map[secretKey]uint64
+	genAll uint64
 }
 
 type secretKey struct{ ns, name string }
@@ -108,7 +117,7 @@ type VaultConfig struct {
 // NewVault returns a vault over st sealing with kr.
 func NewVault(st VaultStore, kr *secrets.Keyring, cfg VaultConfig) *Vault {
 	v := &Vault{st: st, now: cfg.Now, ttl: cfg.SecretTTL, maxValue: cfg.KVMaxValue, maxBkt: cfg.KVMaxBucket,
-		cache: make(map[secretKey]*cachedSecret)}
+		cache: make(map[secretKey]*cachedSecret), gen: make(map[secretKey]uint64)}
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -131,9 +140,7 @@ func (v *Vault) Keyring() *secrets.Keyring { return v.keyring.Load() }
 // SetKeyring swaps the keyring (master-key rotation). The cache is dropped.
 func (v *Vault) SetKeyring(kr *secrets.Keyring) {
 	v.keyring.Store(kr)
-	v.mu.Lock()
-	clear(v.cache)
-	v.mu.Unlock()
+	v.ForgetAll()
 }
 
 func secretAAD(ns, name string, version int) []byte {
@@ -215,8 +222,10 @@ func (v *Vault) DeleteSecret(ctx context.Context, ns, name string) error {
 }
 
 func (v *Vault) forget(ns, name string) {
+	k := secretKey{ns, name}
 	v.mu.Lock()
-	delete(v.cache, secretKey{ns, name})
+	delete(v.cache, k)
+	v.gen[k]++
 	v.mu.Unlock()
 }
 
@@ -224,6 +233,7 @@ func (v *Vault) forget(ns, name string) {
 func (v *Vault) ForgetAll() {
 	v.mu.Lock()
 	clear(v.cache)
+	v.genAll++
 	v.mu.Unlock()
 }
 
@@ -257,6 +267,7 @@ func (v *Vault) cached(ctx context.Context, ns, name string) (*cachedSecret, err
 	now := v.now()
 	v.mu.Lock()
 	c := v.cache[k]
+	gen, genAll := v.gen[k], v.genAll
 	v.mu.Unlock()
 	if c != nil && now.Sub(c.fetched) < v.ttl {
 		return c, nil
@@ -266,7 +277,9 @@ func (v *Vault) cached(ctx context.Context, ns, name string) (*cachedSecret, err
 		return nil, err
 	}
 	v.mu.Lock()
-	v.cache[k] = c
+	if v.gen[k] == gen && v.genAll == genAll {
+		v.cache[k] = c // else it was invalidated while loading: serve it once, keep nothing
+	}
 	v.mu.Unlock()
 	return c, nil
 }
@@ -333,8 +346,8 @@ func CheckKV(ns, bucket, key string) error {
 		return fmt.Errorf("%w: namespace %q", ErrBadName, ns)
 	case !ValidBucket(bucket):
 		return fmt.Errorf("%w: bucket %q must match [a-z][a-z0-9_-]*", ErrBadName, bucket)
-	case key == "" || len(key) > MaxKVKey || strings.ContainsRune(key, 0):
-		return fmt.Errorf("%w: key must be 1 to %d bytes without NUL", ErrBadName, MaxKVKey)
+	case key == "" || len(key) > MaxKVKey || strings.ContainsRune(key, 0) || !utf8.ValidString(key):
+		return fmt.Errorf("%w: key must be 1 to %d bytes of UTF-8 without NUL", ErrBadName, MaxKVKey)
 	}
 	return nil
 }
@@ -348,7 +361,12 @@ func (v *Vault) KVSet(ctx context.Context, w store.KVWrite, value []byte, ttl ti
 	if len(value) > v.maxValue {
 		return store.KVEntry{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(value), v.maxValue)
 	}
-	w.Size = len(value)
+	if ttl < 0 || ttl > MaxKVTTL {
+		return store.KVEntry{}, fmt.Errorf("%w: ttl must be 0 (none) to %v", ErrBadName, MaxKVTTL)
+	}
+	// The quota counts what an entry costs, not only its value: a bucket
+	// of many empty values is not free.
+	w.Size = len(value) + len(w.Key) + KVEntryOverhead
 	w.MaxBucketBytes = v.maxBkt
 	w.ExpiresAt = nil
 	if ttl > 0 {

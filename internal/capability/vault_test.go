@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,8 +180,8 @@ func TestKV(t *testing.T) {
 	if _, err := f.vault.KVSet(ctx, w("c"), make([]byte, 2049), 0); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("value over the limit = %v, want ErrTooLarge", err)
 	}
-	for i := range 3 { // 6 bytes so far; 2 × 2040 fit in 4096, a third does not
-		if _, err := f.vault.KVSet(ctx, w(string(rune('x'+i))), make([]byte, 2040), 0); err != nil && i < 2 {
+	for i := range 3 { // 2 × 132 so far; 2 more × (1700+1+128) fit in 4096, a third does not
+		if _, err := f.vault.KVSet(ctx, w(string(rune('x'+i))), make([]byte, 1700), 0); err != nil && i < 2 {
 			t.Fatal(err)
 		} else if i == 2 && !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("write over the bucket quota = %v, want ErrTooLarge", err)
@@ -189,6 +191,20 @@ func TestKV(t *testing.T) {
 		if _, err := f.vault.KVSet(ctx, bad, []byte("v"), 0); !errors.Is(err, ErrBadName) {
 			t.Errorf("KVSet(%+v) = %v, want ErrBadName", bad, err)
 		}
+	}
+	if _, err := f.vault.KVSet(ctx, store.KVWrite{Namespace: "default", Bucket: "orders", Key: "bad\xffutf8"}, []byte("v"), 0); !errors.Is(err, ErrBadName) {
+		t.Errorf("key that is not UTF-8 = %v, want ErrBadName", err)
+	}
+	if _, err := f.vault.KVSet(ctx, w("ttl"), []byte("v"), MaxKVTTL+time.Hour); !errors.Is(err, ErrBadName) {
+		t.Errorf("ttl past the maximum = %v, want ErrBadName", err)
+	}
+	// Empty values are not free: a bucket cannot be filled with keys.
+	var quotaErr error
+	for i := 0; i < 100 && quotaErr == nil; i++ {
+		_, quotaErr = f.vault.KVSet(ctx, store.KVWrite{Namespace: "default", Bucket: "keys-only", Key: strings.Repeat("k", 500) + strconv.Itoa(i)}, nil, 0)
+	}
+	if !errors.Is(quotaErr, ErrTooLarge) {
+		t.Errorf("100 keys of 500 bytes with empty values in a 4096-byte bucket: %v, want ErrTooLarge", quotaErr)
 	}
 	f.now = f.now.Add(2 * time.Minute)
 	if _, _, err := f.vault.KVGet(ctx, "default", "orders", "b"); !errors.Is(err, store.ErrNotFound) {

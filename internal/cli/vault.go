@@ -332,7 +332,7 @@ func kvCmd(g *globals, stdout io.Writer) *cobra.Command {
 
 func egressCmd(g *globals, stdout io.Writer) *cobra.Command {
 	var ns string
-	return &cobra.Command{Use: "egress [[NAMESPACE/]NAME]", Short: "Which third parties each function calls, and how much data went to each",
+	c := &cobra.Command{Use: "egress [[NAMESPACE/]NAME]", Short: "Which third parties each function calls, and how much data went to each",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := url.Values{}
@@ -365,6 +365,8 @@ func egressCmd(g *globals, stdout io.Writer) *cobra.Command {
 			}
 			return tw.Flush()
 		}}
+	c.Flags().StringVarP(&ns, "namespace", "n", "", "only functions of this namespace")
+	return c
 }
 
 func bytesHuman(n int64) string {

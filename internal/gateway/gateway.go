@@ -195,7 +195,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // (redacting would corrupt it). If those values cannot be read the response
 // is refused: it is never passed unchecked.
 func (g *Gateway) inspect(w http.ResponseWriter, r *http.Request, a *deploy.Active, route manifest.Route, resp *sandbox.Response) bool {
-	if route.DLP == "off" || len(resp.Body) == 0 {
+	if route.DLP == "off" {
 		return true
 	}
 	scanner := g.dlp
@@ -210,18 +210,25 @@ func (g *Gateway) inspect(w http.ResponseWriter, r *http.Request, a *deploy.Acti
 			scanner = s
 		}
 	}
-	isText := textual(resp.Header.Get("Content-Type"))
-	if !isText && scanner == g.dlp {
-		return true
-	}
 	var (
 		body  []byte
 		found []dlp.Finding
 	)
-	if isText {
+	isText := textual(resp.Header.Get("Content-Type"))
+	switch {
+	case scanner != g.dlp && headerHoldsSecret(scanner, resp.Header):
+		// A header cannot be redacted safely (a Location, a cookie): block.
+		found, route.DLP = []dlp.Finding{{Kind: dlp.KindSecret, Count: 1}}, "block"
+	case len(resp.Body) == 0:
+		return true
+	case isText:
 		body, found = scanner.Redact(resp.Body)
-	} else if found = onlySecrets(scanner.Scan(resp.Body)); len(found) > 0 {
-		route.DLP = "block"
+	case scanner == g.dlp:
+		return true
+	default:
+		if found = onlySecrets(scanner.Scan(resp.Body)); len(found) > 0 {
+			route.DLP = "block"
+		}
 	}
 	if len(found) == 0 {
 		return true
@@ -244,6 +251,19 @@ func (g *Gateway) inspect(w http.ResponseWriter, r *http.Request, a *deploy.Acti
 	g.cfg.Events.Emit(ev)
 	resp.Body = body
 	return true
+}
+
+// headerHoldsSecret reports whether a response header value holds one of
+// the exact secret values scanner knows.
+func headerHoldsSecret(scanner *dlp.Scanner, h http.Header) bool {
+	for _, vs := range h {
+		for _, v := range vs {
+			if len(onlySecrets(scanner.Scan([]byte(v)))) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // onlySecrets keeps the exact-secret findings (in a binary body the

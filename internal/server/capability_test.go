@@ -148,8 +148,13 @@ func TestCapabilityAcceptance(t *testing.T) {
 	if body, _ := in.sdk("GET", "/sdk/secret?name=GRANTED_KEY", ""); strings.Contains(body, rotatedValue) || !strings.Contains(body, "[REDACTED:secret]") {
 		t.Errorf("dlp redact: the secret's value was not redacted (%d bytes)", len(body))
 	}
+	// A header holding the value is blocked even in redact mode.
+	resp := in.public("GET", "/sdk/secret-header?name=GRANTED_KEY", nil, nil)
+	if p := wantProblem(t, resp, http.StatusBadGateway); resp.Header.Get("X-Debug-Token") != "" {
+		t.Errorf("the secret header went out: %+v", p)
+	}
 	in.mustCLI("deploy", "-f", capsFixture(t, perms, "block"))
-	resp := in.public("GET", "/sdk/secret?name=GRANTED_KEY", nil, nil)
+	resp = in.public("GET", "/sdk/secret?name=GRANTED_KEY", nil, nil)
 	wantProblem(t, resp, http.StatusBadGateway)
 
 	// Events: denials name function, version, capability and target;

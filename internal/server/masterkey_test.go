@@ -199,14 +199,19 @@ func TestOperatorMasterKeyRotation(t *testing.T) {
 	idA := status(in).Current
 	in.stop()
 
-	// The new key without the previous one: the value is reported as
-	// unreadable, and the server still starts.
-	in = startWith(t, data, withKeys(keyB, ""))
-	st := status(in)
-	if len(st.Keys) != 2 || st.Keys[1].ID != idA || st.Keys[1].Loaded || st.Keys[1].Values != 1 {
-		t.Fatalf("status with the wrong key = %+v, want 1 value under %s, not loaded", st, idA)
+	// The new key without the previous one, or no key at all (a fresh
+	// managed key would be generated): the server refuses to start rather
+	// than serve values it cannot read, naming the key that is missing.
+	for _, keys := range [][2]string{{keyB, ""}, {"", ""}} {
+		cfg := config.Default()
+		cfg.DataDir, cfg.Listen, cfg.AdminListen = data, "127.0.0.1:0", "127.0.0.1:0"
+		cfg.MasterKeyFile, cfg.PreviousMasterKeyFile = keys[0], keys[1]
+		_, err := server.New(context.Background(), cfg, server.Options{})
+		if err == nil || !strings.Contains(err.Error(), idA) || !strings.Contains(err.Error(), "not loaded") {
+			t.Fatalf("start with keys %q: %v, want a refusal naming %s", keys, err, idA)
+		}
 	}
-	in.stop()
+	var st capability.KeyStatus
 
 	// New key plus the previous one: re-wrapped at start.
 	in = startWith(t, data, withKeys(keyB, keyA))

@@ -380,7 +380,7 @@ func (s *Server) closeBackends(ctx context.Context) error {
 		errs = append(errs, s.engine.Close(ctx))
 	}
 	if s.keys != nil {
-		s.keys.Wait() // a re-wrap in progress finishes its batch (each is one transaction)
+		s.keys.Close() // a re-wrap in progress stops after its batch (each is one transaction)
 	}
 	if s.caps != nil {
 		errs = append(errs, s.caps.Close(ctx))

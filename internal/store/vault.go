@@ -105,7 +105,7 @@ type KVEntry struct {
 	Version   int        `json:"version"` // 1 for a new key; +1 on every set, also after a delete
 	KeyID     string     `json:"-"`
 	Sealed    []byte     `json:"-"`
-	Size      int        `json:"size"` // plaintext bytes, counted against the bucket quota
+	Size      int        `json:"size"` // bytes counted against the bucket quota (the vault counts key, value and a fixed overhead)
 	UpdatedAt time.Time  `json:"updatedAt"`
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 }

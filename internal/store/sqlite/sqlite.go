@@ -28,7 +28,8 @@
 //     read-only pool; in WAL mode readers see the last committed state and
 //     never wait for the writer.
 //   - Every connection runs with journal_mode=WAL, synchronous=FULL,
-//     foreign_keys=ON and a busy_timeout.
+//     foreign_keys=ON, secure_delete=ON (deleted content is zeroed, so
+//     destroyed secret versions leave the file) and a busy_timeout.
 //   - Only one process may open the database at a time for writing; a second
 //     process would wait on busy_timeout.
 package sqlite
@@ -77,7 +78,7 @@ func Open(path string) (*DB, error) {
 	if path == "" || strings.Contains(path, "?") || strings.HasPrefix(path, ":memory:") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("sqlite: open %q: %w: need a plain file path", path, store.ErrInvalid)
 	}
-	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)",
+	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=secure_delete(1)",
 		busyTimeout.Milliseconds())
 
 	w, err := sql.Open("sqlite", path+"?"+common+"&_txlock=immediate")

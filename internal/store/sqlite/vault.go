@@ -245,7 +245,17 @@ func (db *DB) DeleteSecret(ctx context.Context, namespace, name string) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: delete secret %s/%s: %w", namespace, name, err)
 	}
+	db.scrub(ctx)
 	return nil
+}
+
+// scrub makes destroyed bytes unrecoverable from the files: deleted
+// content is zeroed in place (secure_delete, set on every connection), and
+// the WAL, which still holds the pages as they were, is checkpointed and
+// truncated. Best effort: a reader holding an old snapshot can make the
+// truncation wait for the next scrub or automatic checkpoint.
+func (db *DB) scrub(ctx context.Context) {
+	_, _ = db.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
 }
 
 // retiredWhere selects the non-current versions whose bytes are due to go
@@ -276,6 +286,9 @@ func (db *DB) DestroyRetiredSecrets(ctx context.Context, now time.Time) ([]store
 	destroyed := fromNanos(at)
 	for i := range out {
 		out[i].DestroyedAt = &destroyed
+	}
+	if len(out) > 0 {
+		db.scrub(ctx)
 	}
 	return out, nil
 }

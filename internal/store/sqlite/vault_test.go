@@ -1,9 +1,12 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -187,4 +190,52 @@ func FuzzPrefixEnd(f *testing.F) {
 			t.Errorf("prefixEnd(%q) = %q, %v: key %q in range %v, has prefix %v", prefix, end, ok, key, inRange, !inRange)
 		}
 	})
+}
+
+// TestDestroyedBytesLeaveTheFiles: once a secret version is destroyed (or
+// the secret deleted), its sealed bytes are in neither the database file
+// nor the WAL, so a copy of the data directory does not hold them.
+func TestDestroyedBytesLeaveTheFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "warden.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	marker := func(tag string) []byte { return []byte("sealed-bytes-" + tag + "-0123456789abcdef0123456789") }
+	put := func(name, tag string) {
+		if _, err := db.PutSecret(ctx, "default", name, "t", 0, func(int) ([]byte, string, error) { return marker(tag), "k1", nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("ROTATED", "v1")
+	put("ROTATED", "v2") // v1 retires at once (grace 0)
+	put("DELETED", "d1")
+	inFiles := func(b []byte) bool {
+		for _, suffix := range []string{"", "-wal"} {
+			raw, err := os.ReadFile(path + suffix)
+			if err == nil && bytes.Contains(raw, b) {
+				return true
+			}
+		}
+		return false
+	}
+	if !inFiles(marker("v1")) || !inFiles(marker("d1")) {
+		t.Fatal("the test's markers are not in the files to begin with")
+	}
+	if out, err := db.DestroyRetiredSecrets(ctx, time.Now().Add(time.Second)); err != nil || len(out) != 1 {
+		t.Fatalf("DestroyRetiredSecrets = %v, %v", out, err)
+	}
+	if err := db.DeleteSecret(ctx, "default", "DELETED"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{"v1", "d1"} {
+		if inFiles(marker(tag)) {
+			t.Errorf("destroyed bytes %s are still in the database files", tag)
+		}
+	}
+	if !inFiles(marker("v2")) {
+		t.Error("the current version's bytes are gone too")
+	}
 }

@@ -238,6 +238,12 @@ func sdk(r *warden.Request) *warden.Response {
 			warden.Log(warden.LevelInfo, "using token "+string(leaked))
 			os.Stderr.WriteString("debug: token=" + string(leaked) + "\n")
 		}
+	case "/sdk/secret-header":
+		// A careless function: the value goes out in a header.
+		var v []byte
+		if v, err = warden.Secret(q.Get("name")); err == nil {
+			resp.Header.Set("X-Debug-Token", string(v))
+		}
 	case "/sdk/leak-cached":
 		os.Stdout.WriteString("cached token " + string(leaked) + "\n")
 	case "/sdk/appendsecret":
