@@ -135,6 +135,28 @@ func (s *Service) ForFunction(ns, name string, version int, p manifest.Permissio
 		}
 		h.policy = pol
 		h.client = pol.Client(s.cfg.EgressTimeout, s.cfg.EgressMaxBody)
+		check := h.client.CheckRedirect
+		h.client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if err := check(req, via); err != nil {
+				return err
+			}
+			t, err := pol.Check(req.URL.String())
+			if err != nil {
+				return err
+			}
+			// Each hop uses the grant it matched (so a review does not
+			// call a redirect target's grant unused), and headers the
+			// guest set for one origin do not travel to another.
+			h.use(store.GrantEgress, h.egressGrants[t.Grant.String()], store.ModeUse)
+			if prev, err := pol.Check(via[len(via)-1].URL.String()); err != nil || prev.Origin != t.Origin {
+				for k := range req.Header {
+					if !redirectSafe[k] {
+						req.Header.Del(k)
+					}
+				}
+			}
+			return nil
+		}
 		h.egressGrants = make(map[string]string, len(p.Egress))
 		for i, g := range pol.Grants() {
 			h.egressGrants[g.String()] = p.Egress[i]
@@ -158,6 +180,13 @@ func (s *Service) MissingSecrets(ctx context.Context, ns string, names []string)
 		}
 	}
 	return missing, nil
+}
+
+// redirectSafe lists the request headers kept when a redirect leads to
+// another origin; the others (credentials such as X-Api-Key) stay behind.
+var redirectSafe = map[string]bool{
+	"Accept": true, "Accept-Language": true, "Accept-Encoding": true, "User-Agent": true,
+	"Content-Type": true, "Cache-Control": true,
 }
 
 // HasEgress reports whether the function may call out (its instances then

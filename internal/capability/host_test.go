@@ -158,6 +158,12 @@ func TestHostKV(t *testing.T) {
 
 func TestHostEgress(t *testing.T) {
 	var redirectTo string
+	sawKey := make(chan string, 4)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sawKey <- r.Header.Get("X-Api-Key") + "|" + r.Header.Get("Accept")
+		w.Write([]byte("other"))
+	}))
+	defer other.Close()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/redirect":
@@ -175,7 +181,7 @@ func TestHostEgress(t *testing.T) {
 	local := srv.URL // http://127.0.0.1:PORT, granted exactly
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(local, "http://"))
 	res := resolver{"rebind.example": {"127.0.0.1"}, "api.example": {"93.184.216.34"}}
-	hf := newHost(t, manifest.Permissions{Egress: []string{local, "https://api.example", "https://rebind.example", "https://*.example.org"}}, res)
+	hf := newHost(t, manifest.Permissions{Egress: []string{local, "https://api.example", "https://rebind.example", "https://*.example.org", other.URL}}, res)
 	ctx := ctxT(t)
 
 	resp, err := hf.h.HTTP(ctx, hf.inv, &sandbox.HTTPRequest{Method: "POST", URL: local + "/echo",
@@ -234,6 +240,17 @@ func TestHostEgress(t *testing.T) {
 		_, err := hf.h.HTTP(ctx, hf.inv, &sandbox.HTTPRequest{Method: "GET", URL: local + "/redirect"})
 		hf.denied(t, err, "egress.http", "http://169.254.169.254")
 	})
+	t.Run("redirect to another granted origin", func(t *testing.T) {
+		redirectTo = other.URL + "/landing"
+		resp, err := hf.h.HTTP(ctx, hf.inv, &sandbox.HTTPRequest{Method: "GET", URL: local + "/redirect",
+			Header: http.Header{"X-Api-Key": {"key-for-the-first-origin"}, "Accept": {"text/plain"}}})
+		if err != nil || string(resp.Body) != "other" {
+			t.Fatalf("redirect = %v, %v", resp, err)
+		}
+		if got := <-sawKey; got != "|text/plain" {
+			t.Fatalf("the other origin saw %q; want the API key dropped and Accept kept", got)
+		}
+	})
 	t.Run("response over the limit", func(t *testing.T) {
 		svc := New(Config{Vault: hf.vault, Events: hf.ev, EgressMaxBody: 1024})
 		defer svc.Close(ctx)
@@ -253,12 +270,21 @@ func TestHostEgress(t *testing.T) {
 	if err := hf.svc.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The redirect target's grant counts as used.
+	uses, _ := hf.db.GrantUses(ctx, "default", "shop", 4)
+	usedOther := false
+	for _, u := range uses {
+		usedOther = usedOther || u.Target == other.URL
+	}
+	if !usedOther {
+		t.Errorf("grant uses %+v lack the redirect target %s", uses, other.URL)
+	}
 	st, err := hf.db.EgressStats(ctx, "default", "shop")
 	// Refused before any connection: nothing recorded. Attempts on a
 	// granted origin count, failed ones as errors.
-	if err != nil || len(st) != 2 || st[0].Origin != local || st[0].Calls != 2 || st[0].Errors != 1 || st[0].BytesOut != 5 ||
+	if err != nil || len(st) != 2 || st[0].Origin != local || st[0].Calls != 3 || st[0].Errors != 1 || st[0].BytesOut != 5 ||
 		st[1].Origin != "https://rebind.example" || st[1].Errors != 1 {
-		t.Fatalf("EgressStats = %+v, %v; want 2 calls to %s (the echo and the refused redirect) and 1 failed to rebind.example", st, err, local)
+		t.Fatalf("EgressStats = %+v, %v; want 3 calls to %s (the echo, the refused and the followed redirect) and 1 failed to rebind.example", st, err, local)
 	}
 }
 

@@ -52,6 +52,8 @@ func keyring(cfg config.Config, log *slog.Logger) (kr *secrets.Keyring, dir *sec
 		}
 		if created {
 			log.Warn("generated a master key in the data directory; anyone who can read it can decrypt every secret. For production give --master-key-file or " + config.MasterKeyEnv)
+		} else {
+			log.Warn("the master key is kept in the data directory (development mode); for production give --master-key-file or " + config.MasterKeyEnv)
 		}
 		return kd.Keyring(), kd, created, nil
 	}
