@@ -415,12 +415,7 @@ func (db *DB) Version(ctx context.Context, namespace, name string, version int) 
 func (db *DB) Versions(ctx context.Context, namespace, name string) ([]store.Version, error) {
 	var out []store.Version
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM functions WHERE namespace = ? AND name = ?`, namespace, name).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
+		if err := mustExist(ctx, tx, `SELECT 1 FROM functions WHERE namespace = ? AND name = ?`, namespace, name); err != nil {
 			return err
 		}
 		rows, err := tx.QueryContext(ctx,
@@ -448,12 +443,7 @@ func (db *DB) Versions(ctx context.Context, namespace, name string) ([]store.Ver
 // DeleteFunction implements store.Functions.
 func (db *DB) DeleteFunction(ctx context.Context, namespace, name string) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM functions WHERE namespace = ? AND name = ?`, namespace, name).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
+		if err := mustExist(ctx, tx, `SELECT 1 FROM functions WHERE namespace = ? AND name = ?`, namespace, name); err != nil {
 			return err
 		}
 		// The artifacts this function's versions referenced, before they go.
@@ -707,6 +697,17 @@ func (db *DB) QueryEvents(ctx context.Context, q store.EventQuery) ([]events.Eve
 		return nil, fmt.Errorf("sqlite: query events: %w", err)
 	}
 	return out, nil
+}
+
+// mustExist runs q, a query for one row, and returns store.ErrNotFound when
+// it finds none.
+func mustExist(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+	var one int
+	err := tx.QueryRowContext(ctx, q, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
 }
 
 // execAffecting runs a statement in tx and returns none when it changed no

@@ -209,14 +209,10 @@ func (db *DB) ListSecrets(ctx context.Context) ([]store.Secret, error) {
 func (db *DB) SecretHistory(ctx context.Context, namespace, name string) ([]store.SecretVersion, error) {
 	var out []store.SecretVersion
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM secrets WHERE namespace = ? AND name = ?`, namespace, name).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
+		if err := mustExist(ctx, tx, `SELECT 1 FROM secrets WHERE namespace = ? AND name = ?`, namespace, name); err != nil {
 			return err
 		}
+		var err error
 		out, err = collect(ctx, tx, scanSecretVersion,
 			secretVersionSelect(`NULL`)+` WHERE v.namespace = ? AND v.name = ? ORDER BY v.version DESC`, namespace, name)
 		return err
