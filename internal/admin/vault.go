@@ -3,10 +3,12 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"warden/internal/capability"
@@ -301,23 +303,17 @@ func (a *API) accessReview(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rev)
 }
 
-// parseDays parses a Go duration, also accepting a whole number of days ("30d").
+// parseDays parses a Go duration, also accepting a whole number of days
+// ("30d", at most 3650).
 func parseDays(s string) (time.Duration, error) {
-	if n, ok := cutDays(s); ok {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n <= 0 || n > 3650 {
+			return 0, fmt.Errorf("bad number of days %q", d)
+		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	return time.ParseDuration(s)
-}
-
-func cutDays(s string) (int, bool) {
-	if len(s) < 2 || s[len(s)-1] != 'd' {
-		return 0, false
-	}
-	n, err := strconv.Atoi(s[:len(s)-1])
-	if err != nil || n <= 0 || n > 3650 {
-		return 0, false
-	}
-	return n, true
 }
 
 func (a *API) masterKeyStatus(w http.ResponseWriter, r *http.Request) {

@@ -18,6 +18,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,7 @@ const (
 	TypeDenied        = "capability.denied" // a call the function was not granted, or a destination refused
 	TypeSecretRead    = "secret.read"       // a function read a secret (name and version, never the value)
 	TypeEgressRequest = "egress.request"    // an outbound call: origin, method, status, bytes, duration
+	TypeSecretDestroy = "secret.destroy"    // a version destroyed when its grace period ended
 )
 
 // Config configures a Service.
@@ -165,21 +167,16 @@ func (s *Service) ForFunction(ns, name string, version int, p manifest.Permissio
 	return h, nil
 }
 
-// MissingSecrets returns the names among names that have no secret in ns,
-// so a deploy can refuse grants of secrets the operator has not set (a
-// typo would otherwise fail only at the first call).
-func (s *Service) MissingSecrets(ctx context.Context, ns string, names []string) ([]string, error) {
-	var missing []string
-	for _, n := range names {
-		_, err := s.cfg.Vault.st.SecretVersion(ctx, ns, n, 0)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			missing = append(missing, n)
-		case err != nil:
-			return nil, err
-		}
+// CheckPermissions reports whether p can be enforced: egress origins the
+// egress package refuses cannot. Deploy calls it before storing a version.
+func CheckPermissions(p manifest.Permissions) error {
+	if len(p.Egress) == 0 {
+		return nil
 	}
-	return missing, nil
+	if _, err := egress.NewPolicy(p.Egress); err != nil {
+		return fmt.Errorf("permissions.egress: %w", err)
+	}
+	return nil
 }
 
 // redirectSafe lists the request headers kept when a redirect leads to
@@ -241,7 +238,7 @@ func (h *Host) SecretGet(ctx context.Context, inv sandbox.Invocation, name strin
 	h.svc.cfg.Events.Emit(events.Event{
 		Type: TypeSecretRead, Outcome: events.OutcomeSuccess,
 		Namespace: h.ns, Function: h.name, Version: h.version, RequestID: inv.RequestID,
-		Labels: map[string]string{"secret": base, "secret.version": itoa(version)},
+		Labels: map[string]string{"secret": base, "secret.version": strconv.Itoa(version)},
 	})
 	return val, nil
 }
@@ -356,8 +353,6 @@ func (h *Host) KVList(ctx context.Context, inv sandbox.Invocation, bucket, prefi
 	}
 	return keys, nil
 }
-
-func itoa(n int) string { return fmt.Sprint(n) }
 
 // usageKey names one grant-use row.
 type usageKey struct {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -171,7 +172,7 @@ func (m *KeyManager) rewrap(ctx context.Context) error {
 	kr := m.vault.Keyring()
 	n, err := m.vault.Rewrap(ctx)
 	ev := events.Event{Type: TypeRewrap, Outcome: events.OutcomeSuccess,
-		Labels: map[string]string{"key.id": kr.Current().KeyID(), "rewrapped": itoa(n)}}
+		Labels: map[string]string{"key.id": kr.Current().KeyID(), "rewrapped": strconv.Itoa(n)}}
 	if err != nil && m.ctx.Err() != nil {
 		m.log.Info("master-key re-wrap paused for shutdown; the next start resumes it", slog.Int("rewrapped", n))
 		return nil

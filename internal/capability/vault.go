@@ -214,6 +214,23 @@ func sealBytes(ctx context.Context, kr *secrets.Keyring, value, aad []byte) ([]b
 	return b, s.KeyID, err
 }
 
+// MissingSecrets returns the names among names that have no secret in ns,
+// so a deploy can refuse grants of secrets the operator has not set (a
+// typo would otherwise fail only at the first call).
+func (v *Vault) MissingSecrets(ctx context.Context, ns string, names []string) ([]string, error) {
+	var missing []string
+	for _, n := range names {
+		_, err := v.st.SecretVersion(ctx, ns, n, 0)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			missing = append(missing, n)
+		case err != nil:
+			return nil, err
+		}
+	}
+	return missing, nil
+}
+
 // DeleteSecret destroys every version of ns/name.
 func (v *Vault) DeleteSecret(ctx context.Context, ns, name string) error {
 	err := v.st.DeleteSecret(ctx, ns, name)

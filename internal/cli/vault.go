@@ -217,7 +217,11 @@ func secretsCmd(g *globals, stdout io.Writer) *cobra.Command {
 				fmt.Fprintf(stdout, "last re-wrap error: %s\n", st.LastError)
 			}
 			for _, k := range st.Keys {
-				fmt.Fprintf(stdout, "  %s: %d sealed values%s\n", k.ID, k.Values, map[bool]string{true: " (loaded)", false: " (NOT LOADED: these values cannot be read)"}[k.Loaded])
+				state := "loaded"
+				if !k.Loaded {
+					state = "NOT LOADED: these values cannot be read"
+				}
+				fmt.Fprintf(stdout, "  %s: %d sealed values (%s)\n", k.ID, k.Values, state)
 			}
 			return nil
 		}}

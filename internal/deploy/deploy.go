@@ -237,10 +237,10 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 		return fail(e)
 	}
 	if s.cfg.Capabilities != nil {
-		if _, err := s.cfg.Capabilities.ForFunction(m.Namespace, m.Name, 0, m.Permissions); err != nil {
+		if err := capability.CheckPermissions(m.Permissions); err != nil {
 			return fail(&Error{Kind: KindInvalid, Msg: "permissions cannot be enforced: " + err.Error(), Err: err})
 		}
-		missing, err := s.cfg.Capabilities.MissingSecrets(ctx, m.Namespace, m.Permissions.Secrets)
+		missing, err := s.cfg.Capabilities.Vault().MissingSecrets(ctx, m.Namespace, m.Permissions.Secrets)
 		if err != nil {
 			return fail(&Error{Msg: "check granted secrets failed", Err: err})
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"warden/internal/capability"
 	"warden/internal/config"
 	"warden/internal/events"
 	"warden/internal/secrets"
@@ -15,10 +16,6 @@ import (
 // sweepEvery is how often retired secret versions are destroyed and
 // expired KV keys removed.
 const sweepEvery = time.Minute
-
-// TypeSecretDestroy is the event of a secret version destroyed after its
-// grace period.
-const TypeSecretDestroy = "secret.destroy"
 
 // keyring loads the master keys: the operator's file or environment, or
 // else the managed key directory in the data dir (generated on first start,
@@ -88,7 +85,7 @@ func (s *Server) sweepOnce(ctx context.Context) {
 		s.log.Error("sweep of retired secrets and expired keys failed", "err", err)
 	}
 	for _, d := range destroyed {
-		s.rec.Emit(events.Event{Type: TypeSecretDestroy, Outcome: events.OutcomeSuccess, Actor: "system",
+		s.rec.Emit(events.Event{Type: capability.TypeSecretDestroy, Outcome: events.OutcomeSuccess, Actor: "system",
 			Reason: "grace period ended", Namespace: d.Namespace,
 			Labels: map[string]string{"secret": d.Name, "secret.version": fmt.Sprint(d.Version)}})
 	}

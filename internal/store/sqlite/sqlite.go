@@ -662,11 +662,7 @@ func (db *DB) QueryEvents(ctx context.Context, q store.EventQuery) ([]events.Eve
 		where = append(where, `id > ?`)
 		args = append(args, q.AfterID)
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = store.DefaultEventLimit
-	}
-	limit = min(limit, store.MaxEventLimit)
+	limit := pageLimit(q.Limit)
 	query := `SELECT id, time, body FROM events`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
@@ -697,6 +693,15 @@ func (db *DB) QueryEvents(ctx context.Context, q store.EventQuery) ([]events.Eve
 		return nil, fmt.Errorf("sqlite: query events: %w", err)
 	}
 	return out, nil
+}
+
+// pageLimit is a query's row limit: DefaultEventLimit for n <= 0, at most
+// MaxEventLimit (events and KV change records page the same way).
+func pageLimit(n int) int {
+	if n <= 0 {
+		return store.DefaultEventLimit
+	}
+	return min(n, store.MaxEventLimit)
 }
 
 // mustExist runs q, a query for one row, and returns store.ErrNotFound when

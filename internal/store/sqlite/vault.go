@@ -580,11 +580,7 @@ func (db *DB) KVChanges(ctx context.Context, q store.KVChangeQuery) ([]store.KVC
 		where = append(where, `id > ?`)
 		args = append(args, q.AfterID)
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = store.DefaultEventLimit
-	}
-	limit = min(limit, store.MaxEventLimit)
+	limit := pageLimit(q.Limit)
 	query := `SELECT id, namespace, bucket, key, version, op, function, function_version, actor, changed_at FROM kv_changes`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
