@@ -28,6 +28,7 @@ import (
 	"warden/internal/deploy"
 	"warden/internal/events"
 	"warden/internal/gateway"
+	"warden/internal/inspect"
 	"warden/internal/problem"
 	"warden/internal/reqid"
 	"warden/internal/sandbox"
@@ -50,6 +51,9 @@ type Config struct {
 	MasterKeys   MasterKeys
 	Events       events.Emitter
 	Flusher      interface{ Flush(context.Context) error } // makes emitted events visible to queries
+	// Inspector checks what admin invoke returns, as the public listener
+	// checks a route's answer.
+	Inspector *inspect.Inspector
 	Logger       *slog.Logger
 	// FollowPoll is how often a following event stream polls the store
 	// (default 500ms).
@@ -73,8 +77,27 @@ type Route struct {
 	handler    http.HandlerFunc
 }
 
-// New builds the API.
-func New(cfg Config) *API {
+// New builds the API, or returns an error naming a required dependency that
+// is missing.
+func New(cfg Config) (*API, error) {
+	for _, dep := range []struct {
+		name string
+		ok   bool
+	}{
+		{"Deploy", cfg.Deploy != nil}, {"Store", cfg.Store != nil}, {"Auth", cfg.Auth != nil},
+		{"Keys", cfg.Keys != nil}, {"Issuers", cfg.Issuers != nil}, {"Users", cfg.Users != nil},
+		{"Vault", cfg.Vault != nil}, {"Capabilities", cfg.Capabilities != nil}, {"MasterKeys", cfg.MasterKeys != nil},
+		{"Events", cfg.Events != nil}, {"Flusher", cfg.Flusher != nil}, {"Inspector", cfg.Inspector != nil},
+	} {
+		if !dep.ok {
+			return nil, fmt.Errorf("admin: %s is required", dep.name)
+		}
+	}
+	return newAPI(cfg), nil
+}
+
+// newAPI builds the API from a checked config (tests build partial ones).
+func newAPI(cfg Config) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -509,7 +532,15 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, status, detail)
 		return
 	}
-	writeJSON(w, http.StatusOK, InvokeResponse{Status: resp.Status, Header: resp.Header, Body: resp.Body, Version: ac.Version.Version, RequestID: id})
+	// The answer leaves warden here too: the same inspection as a public
+	// route's, so invoking a function cannot read what it may not return.
+	ans := inspect.Answer{Header: resp.Header, Body: resp.Body}
+	if ref := a.cfg.Inspector.Check(r.Context(), ac.Inspected(), inspect.ModeRedact, inspect.Origin{
+		RequestID: id, SourceIP: secheaders.ClientIP(r), Actor: origin(r).Actor, Channel: "admin invoke"}, &ans); ref != nil {
+		problem.Write(w, r, ref.Status, ref.Detail)
+		return
+	}
+	writeJSON(w, http.StatusOK, InvokeResponse{Status: resp.Status, Header: resp.Header, Body: ans.Body, Version: ac.Version.Version, RequestID: id})
 }
 
 // events answers a query, or with follow=true streams newline-delimited

@@ -26,7 +26,7 @@ import (
 // TestRoutesDeclarePermissions: every admin route names a permission, and
 // the OpenAPI document lists every route with it.
 func TestRoutesDeclarePermissions(t *testing.T) {
-	a := New(Config{})
+	a := &API{}
 	doc := a.OpenAPI()
 	paths := doc["paths"].(map[string]any)
 	for _, rt := range a.Routes() {
@@ -141,7 +141,7 @@ func newUsersAPI(t *testing.T) (*API, *auth.Users, *testClock, *events.Memory) {
 	users := &auth.Users{Store: db, Now: clk.Now, RequireMFA: RequiresMFA,
 		PasswordParams: auth.PasswordParams{Memory: 1 << 10, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
 	mem := events.NewMemory()
-	return New(Config{Store: db, Auth: &auth.Admin{Store: db}, Users: users, Events: mem}), users, clk, mem
+	return newAPI(Config{Store: db, Auth: &auth.Admin{Store: db}, Users: users, Events: mem}), users, clk, mem
 }
 
 func call(t *testing.T, a *API, method, path, token string, body any) *httptest.ResponseRecorder {

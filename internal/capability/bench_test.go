@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"warden/internal/egress"
+	"warden/internal/events"
 	"warden/internal/manifest"
 	"warden/internal/sandbox"
 )
@@ -17,7 +18,7 @@ import (
 func benchHost(b *testing.B, p manifest.Permissions) (*Host, *fixture) {
 	b.Helper()
 	f := newFixtureTB(b)
-	svc := New(Config{Vault: f.vault, Usage: f.db, FlushEvery: time.Hour})
+	svc := mustNew(b, Config{Vault: f.vault, Usage: f.db, Events: events.Discard, FlushEvery: time.Hour})
 	b.Cleanup(func() { svc.Close(context.Background()) })
 	h, err := svc.ForFunction("default", "bench", 1, p)
 	if err != nil {

@@ -67,9 +67,16 @@ type Service struct {
 }
 
 // New returns a service and starts its usage flusher.
-func New(cfg Config) *Service {
-	if cfg.Events == nil {
-		cfg.Events = events.Discard
+func New(cfg Config) (*Service, error) {
+	switch {
+	case cfg.Vault == nil:
+		return nil, errors.New("capability: Vault is required")
+	case cfg.Usage == nil:
+		return nil, errors.New("capability: Usage is required")
+	case cfg.Events == nil:
+		// Without it capability.denied and secret.read events would
+		// vanish: refuse at start instead.
+		return nil, errors.New("capability: Events is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -88,7 +95,7 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger}
 	s.tracker = newTracker(cfg.Usage, cfg.Logger, cfg.FlushEvery)
-	return s
+	return s, nil
 }
 
 // Vault returns the service's vault.
@@ -147,16 +154,10 @@ func (s *Service) ForFunction(ns, name string, version int, p manifest.Permissio
 				return err
 			}
 			// Each hop uses the grant it matched (so a review does not
-			// call a redirect target's grant unused), and headers the
-			// guest set for one origin do not travel to another.
+			// call a redirect target's grant unused); the policy's own
+			// check has already kept the guest's headers from following
+			// to another origin.
 			h.use(store.GrantEgress, h.egressGrants[t.Grant.String()], store.ModeUse)
-			if prev, err := pol.Check(via[len(via)-1].URL.String()); err != nil || prev.Origin != t.Origin {
-				for k := range req.Header {
-					if !redirectSafe[k] {
-						req.Header.Del(k)
-					}
-				}
-			}
 			return nil
 		}
 		h.egressGrants = make(map[string]string, len(p.Egress))
@@ -179,16 +180,12 @@ func CheckPermissions(p manifest.Permissions) error {
 	return nil
 }
 
-// redirectSafe lists the request headers kept when a redirect leads to
-// another origin; the others (credentials such as X-Api-Key) stay behind.
-var redirectSafe = map[string]bool{
-	"Accept": true, "Accept-Language": true, "Accept-Encoding": true, "User-Agent": true,
-	"Content-Type": true, "Cache-Control": true,
-}
-
 // HasEgress reports whether the function may call out (its instances then
 // spend time blocked on the network, not on a CPU).
 func (h *Host) HasEgress() bool { return h.policy != nil }
+
+// HoldsSecrets reports whether the function holds any secret grant.
+func (h *Host) HoldsSecrets() bool { return len(h.secretsSorted) > 0 }
 
 // Secrets returns the names of the secrets the function holds, sorted.
 func (h *Host) Secrets() []string { return slices.Clone(h.secretsSorted) }

@@ -8,42 +8,45 @@ import (
 	"warden/internal/dlp"
 )
 
-// dlpCache is a function's response scanner with the exact values of its
-// secrets, rebuilt when a value changes (rotation).
+// dlpCache holds a function's response scanners built from the exact values
+// of its secrets, rebuilt when a value changes (rotation).
 type dlpCache struct {
-	mu      sync.Mutex
-	values  [][]byte
-	scanner *dlp.Scanner
+	mu        sync.Mutex
+	values    [][]byte
+	full      *dlp.Scanner // patterns and the exact values
+	exactOnly *dlp.Scanner // the exact values only ("dlp: off")
 }
 
-// DLP returns a response scanner that, besides the usual patterns, finds
-// the exact values of the secrets the function holds (current and, in the
-// grace period, previous versions); nil when the function holds none. An
-// error means the values could not be read: the caller must not pass the
-// response unchecked.
-func (h *Host) DLP(ctx context.Context) (*dlp.Scanner, error) {
+// SecretScanners returns the function's answer scanners: full finds the
+// usual patterns and the exact values of the secrets the function holds
+// (current and, in the grace period, previous versions, in every encoding
+// dlp.EncodedForms lists); exact finds only those values. Both are nil when
+// the function holds no secret. An error means the values could not be
+// read: the caller must not pass the answer unchecked.
+func (h *Host) SecretScanners(ctx context.Context) (full, exact *dlp.Scanner, err error) {
 	if len(h.secretsSorted) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	vals, err := h.SecretValues(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c := &h.dlp
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.scanner != nil && sameValues(c.values, vals) {
+	if c.full != nil && sameValues(c.values, vals) {
 		for _, v := range vals {
 			clear(v)
 		}
-		return c.scanner, nil
+		return c.full, c.exactOnly, nil
 	}
 	for _, v := range c.values {
 		clear(v)
 	}
 	c.values = vals
-	c.scanner = dlp.New(dlp.Options{Exact: vals})
-	return c.scanner, nil
+	c.full = dlp.New(dlp.Options{Exact: vals})
+	c.exactOnly = dlp.New(dlp.Options{Exact: vals, ExactOnly: true})
+	return c.full, c.exactOnly, nil
 }
 
 func sameValues(a, b [][]byte) bool {

@@ -43,7 +43,7 @@ func newHost(t *testing.T, p manifest.Permissions, res resolver) *hostFixture {
 	t.Helper()
 	f := newFixture(t)
 	ev := events.NewMemory()
-	svc := New(Config{Vault: f.vault, Usage: f.db, Events: ev, Resolver: res, EgressTimeout: 5 * time.Second, FlushEvery: time.Hour})
+	svc := mustNew(t, Config{Vault: f.vault, Usage: f.db, Events: ev, Resolver: res, EgressTimeout: 5 * time.Second, FlushEvery: time.Hour})
 	t.Cleanup(func() { svc.Close(context.Background()) })
 	h, err := svc.ForFunction("default", "shop", 4, p)
 	if err != nil {
@@ -252,7 +252,7 @@ func TestHostEgress(t *testing.T) {
 		}
 	})
 	t.Run("response over the limit", func(t *testing.T) {
-		svc := New(Config{Vault: hf.vault, Events: hf.ev, EgressMaxBody: 1024})
+		svc := mustNew(t, Config{Vault: hf.vault, Usage: newFixture(t).db, Events: hf.ev, EgressMaxBody: 1024}) // its usage is not the stats checked below
 		defer svc.Close(ctx)
 		h, _ := svc.ForFunction("default", "shop", 4, manifest.Permissions{Egress: []string{local}})
 		if _, err := h.HTTP(ctx, hf.inv, &sandbox.HTTPRequest{Method: "GET", URL: local + "/big"}); !errors.Is(err, sandbox.ErrTooLarge) {
@@ -290,9 +290,34 @@ func TestHostEgress(t *testing.T) {
 
 func TestForFunctionRefusesUnenforceableGrant(t *testing.T) {
 	f := newFixture(t)
-	svc := New(Config{Vault: f.vault})
+	svc := mustNew(t, Config{Vault: f.vault, Usage: f.db, Events: events.NewMemory()})
 	defer svc.Close(context.Background())
 	if _, err := svc.ForFunction("default", "x", 1, manifest.Permissions{Egress: []string{"https://*"}}); err == nil {
 		t.Fatal("a bare wildcard egress grant was accepted")
+	}
+}
+
+func mustNew(tb testing.TB, cfg Config) *Service {
+	tb.Helper()
+	svc, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return svc
+}
+
+// TestNewRefusesMissingDependencies: a service without an event emitter
+// would drop capability.denied and secret.read events; it must not start.
+func TestNewRefusesMissingDependencies(t *testing.T) {
+	f := newFixture(t)
+	for name, cfg := range map[string]Config{
+		"no events": {Vault: f.vault, Usage: f.db},
+		"no vault":  {Usage: f.db, Events: events.NewMemory()},
+		"no usage":  {Vault: f.vault, Events: events.NewMemory()},
+	} {
+		if svc, err := New(cfg); err == nil {
+			svc.Close(context.Background())
+			t.Errorf("New(%s) = nil error, want a refusal", name)
+		}
 	}
 }

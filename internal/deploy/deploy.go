@@ -24,6 +24,7 @@ import (
 	"warden/internal/capability"
 	"warden/internal/dlp"
 	"warden/internal/events"
+	"warden/internal/inspect"
 	"warden/internal/manifest"
 	"warden/internal/router"
 	"warden/internal/sandbox"
@@ -46,18 +47,41 @@ type Config struct {
 	Capabilities *capability.Service
 }
 
+// Runner runs one version's code; *sandbox.Function implements it.
+//
+// # Notes
+//   - Invoke is safe for concurrent use; Close waits for in-flight
+//     invocations and may be called once the version is replaced.
+type Runner interface {
+	Invoke(ctx context.Context, req *sandbox.Request) (*sandbox.Response, error)
+	Prepare(ctx context.Context) error
+	Close()
+}
+
+var _ Runner = (*sandbox.Function)(nil)
+
 // Active is a function's active version, ready to invoke. It is immutable:
 // a deploy or rollback replaces the whole value.
 type Active struct {
 	Version  store.Version
 	Manifest *manifest.Manifest
-	Fn       *sandbox.Function
+	Fn       Runner
 	// Host serves the version's capability calls under its grants; nil
 	// without a capability service.
 	Host *capability.Host
 	// Schemas holds the compiled request schema of each route that names
 	// one, by route pattern.
 	Schemas map[string]*validate.Schema
+}
+
+// Inspected describes the version for the inspection of its answers: its
+// secrets are checked when it holds any.
+func (a *Active) Inspected() inspect.Function {
+	f := inspect.Function{Namespace: a.Version.Namespace, Name: a.Version.Name, Version: a.Version.Version}
+	if a.Host != nil && a.Host.HoldsSecrets() {
+		f.Secrets = a.Host
+	}
+	return f
 }
 
 // Key is "namespace/name".
@@ -78,11 +102,21 @@ type Service struct {
 	log *slog.Logger
 	mu  sync.Mutex // serializes mutations
 	cur atomic.Pointer[state]
+	// bindFault, when set (tests only), fails binding a version.
+	bindFault func(*Active) error
 }
 
 // New returns a service with no active functions; call Load to restore them
-// from the store.
-func New(cfg Config) *Service {
+// from the store. It refuses a config that lacks a required dependency.
+func New(cfg Config) (*Service, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("deploy: Store is required")
+	case cfg.Engine == nil:
+		return nil, errors.New("deploy: Engine is required")
+	case cfg.Events == nil:
+		return nil, errors.New("deploy: Events is required")
+	}
 	if cfg.MaxArtifact <= 0 {
 		cfg.MaxArtifact = DefaultMaxArtifact
 	}
@@ -93,7 +127,7 @@ func New(cfg Config) *Service {
 	s := &Service{cfg: cfg, log: log}
 	empty, _ := router.Build[*Active](nil)
 	s.cur.Store(&state{active: map[string]*Active{}, routes: empty})
-	return s
+	return s, nil
 }
 
 // Origin says who asked for a change, for the events it causes.
@@ -170,16 +204,22 @@ func (s *Service) Load(ctx context.Context) error {
 		m, err := manifest.Parse("warden.yaml", v.Manifest)
 		if err != nil {
 			s.log.Error("stored manifest no longer valid; function not served", "function", key(f.Namespace, f.Name), "version", v.Version, "err", err)
+			s.emit(events.TypeFunctionLoad, events.OutcomeFailure, "the active version's manifest is no longer valid; the function is not served",
+				f.Namespace, f.Name, v.Version, Origin{Actor: "warden"})
 			continue
 		}
 		schemas, err := s.loadSchemas(ctx, v, m)
 		if err != nil {
 			s.log.Error("stored schema no longer valid; function not served", "function", key(f.Namespace, f.Name), "version", v.Version, "err", err)
+			s.emit(events.TypeFunctionLoad, events.OutcomeFailure, "the active version's schemas cannot be loaded; the function is not served",
+				f.Namespace, f.Name, v.Version, Origin{Actor: "warden"})
 			continue
 		}
 		a := &Active{Version: v, Manifest: m, Schemas: schemas}
 		if err := s.bind(a); err != nil {
-			s.log.Error("stored permissions no longer valid; function not served", "function", key(f.Namespace, f.Name), "version", v.Version, "err", err)
+			s.log.Error("the active version cannot be bound on this node; function not served", "function", key(f.Namespace, f.Name), "version", v.Version, "err", err)
+			s.emit(events.TypeFunctionLoad, events.OutcomeFailure, "the store's active version cannot be bound on this node; the function is not served",
+				f.Namespace, f.Name, v.Version, Origin{Actor: "warden"})
 			continue
 		}
 		active[key(f.Namespace, f.Name)] = a
@@ -227,6 +267,10 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 		s.emit(events.TypeFunctionDeploy, events.OutcomeFailure, e.Msg, m.Namespace, m.Name, 0, req.Origin)
 		return Result{}, e
 	}
+	failVersion := func(e *Error, version int) (Result, error) {
+		s.emit(events.TypeFunctionDeploy, events.OutcomeFailure, e.Msg, m.Namespace, m.Name, version, req.Origin)
+		return Result{}, e
+	}
 	if len(req.Artifact) == 0 {
 		return fail(&Error{Kind: KindInvalid, Msg: "artifact is empty"})
 	}
@@ -261,7 +305,7 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	k := key(m.Namespace, m.Name)
 	cur := s.cur.Load()
 	prev := cur.active[k]
-	if e := s.checkGrants(prev, m, req.Origin); e != nil {
+	if e := s.checkChange(prev, m, artDigest, req.Origin); e != nil {
 		return fail(e)
 	}
 	if prev != nil && prev.Version.Digest == verDigest {
@@ -285,23 +329,29 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 			return fail(&Error{Msg: "store file failed", Err: err})
 		}
 	}
+	// The version is stored inactive, bound and loaded, and only then made
+	// active: the store never names as active a version this node could
+	// not serve. A crash in between leaves an inactive version behind,
+	// which a later deploy of the same content simply follows.
 	v, err := s.cfg.Store.CreateVersion(ctx, store.Version{
 		Namespace: m.Namespace, Name: m.Name, Digest: verDigest,
 		ArtifactDigest: artDigest, ArtifactSize: int64(len(req.Artifact)),
 		Manifest: req.Manifest, Files: fileDigests, CreatedBy: req.Origin.Actor,
-	}, true)
+	}, false)
 	if err != nil {
 		return fail(&Error{Msg: "store version failed", Err: err})
 	}
 	next.Version = v
 	if err := s.bind(next); err != nil {
-		// Checked above; the version is stored but not served.
-		return fail(&Error{Msg: "bind capabilities failed", Err: err})
+		return failVersion(&Error{Kind: KindRejected, Msg: fmt.Sprintf("version %d could not be bound on this node; the active version is unchanged", v.Version), Err: err}, v.Version)
 	}
 	if err := next.Fn.Prepare(ctx); err != nil {
-		// Check compiled this module moments ago; a failure here is I/O.
-		// The version is stored and active: it loads on first use.
-		s.log.Warn("prepare after deploy failed", "function", k, "version", v.Version, "err", err)
+		next.Fn.Close()
+		return failVersion(&Error{Kind: KindRejected, Msg: fmt.Sprintf("version %d could not be loaded; the active version is unchanged", v.Version), Err: err}, v.Version)
+	}
+	if err := s.cfg.Store.Activate(ctx, m.Namespace, m.Name, v.Version); err != nil {
+		next.Fn.Close()
+		return failVersion(&Error{Msg: "activate failed; the active version is unchanged", Err: err}, v.Version)
 	}
 	s.swap(cur, k, next, routes)
 	res := Result{Version: v}
@@ -360,7 +410,7 @@ func (s *Service) Rollback(ctx context.Context, namespace, name string, to int, 
 	if err != nil {
 		return fail(&Error{Kind: KindRejected, Msg: fmt.Sprintf("version %d's schemas could not be loaded", to), Err: err})
 	}
-	if e := s.checkGrants(prev, m, o); e != nil {
+	if e := s.checkChange(prev, m, v.ArtifactDigest, o); e != nil {
 		return fail(e)
 	}
 	next := &Active{Version: v, Manifest: m, Schemas: schemas}
@@ -431,11 +481,15 @@ func (s *Service) swap(cur *state, k string, next *Active, routes *router.Table[
 	}
 }
 
-// checkGrants refuses a change that gives the function grants its active
-// version (prev, nil for a new function) does not hold, unless the caller
-// may grant: otherwise whoever may deploy could read any secret by
-// deploying a function that returns it.
-func (s *Service) checkGrants(prev *Active, m *manifest.Manifest, o Origin) *Error {
+// checkChange refuses a change that widens what the function may do or who
+// may reach it, unless the caller may approve grants (grants:approve): new
+// grants (Widened), relaxed route or WAF protection (Relaxed), and new
+// code, a new env or a new route for a function that holds secrets (new
+// code can return a secret in any encoding, and an approved function can
+// be told to by its env or reached on a new route). Otherwise whoever may
+// deploy could read any secret by deploying a function that returns it.
+// prev is nil for a new function.
+func (s *Service) checkChange(prev *Active, m *manifest.Manifest, artifactDigest string, o Origin) *Error {
 	if o.MayGrant {
 		return nil
 	}
@@ -443,9 +497,117 @@ func (s *Service) checkGrants(prev *Active, m *manifest.Manifest, o Origin) *Err
 	if prev != nil {
 		held = prev.Manifest.Permissions
 	}
-	if w := Widened(held, m.Permissions); len(w) > 0 {
-		return &Error{Kind: KindForbidden, Msg: "this change grants what the active version does not (" + strings.Join(w, ", ") +
-			"); an operator with grants:approve (the admin role) must make it"}
+	w := Widened(held, m.Permissions)
+	if prev != nil {
+		w = append(w, Relaxed(prev.Manifest, m)...)
+		w = append(w, secretHolderChanges(prev, m, artifactDigest)...)
+	}
+	if len(w) > 0 {
+		return &Error{Kind: KindForbidden, Msg: "this change needs grants:approve (the admin role): " + strings.Join(w, "; "), Details: w}
+	}
+	return nil
+}
+
+// secretHolderChanges lists what changes code or configuration of a
+// function whose active version holds secrets.
+func secretHolderChanges(prev *Active, m *manifest.Manifest, artifactDigest string) []string {
+	secrets := prev.Manifest.Permissions.Secrets
+	if len(secrets) == 0 {
+		return nil
+	}
+	holds := "the function holds secrets (" + strings.Join(secrets, ", ") + ")"
+	var out []string
+	if prev.Version.ArtifactDigest != artifactDigest {
+		out = append(out, "new code: "+holds)
+	}
+	if !maps.Equal(prev.Manifest.Env, m.Env) {
+		out = append(out, "env changed: "+holds)
+	}
+	for _, r := range m.HTTP {
+		if findRoute(prev.Manifest.HTTP, r.Pattern) == nil {
+			out = append(out, fmt.Sprintf("new route %q: %s", r.Pattern, holds))
+		}
+	}
+	return out
+}
+
+// Relaxed lists how next protects the function less than prev: per route
+// (matched by pattern), authentication changed from a method to another or
+// to none, required scopes dropped, dlp weakened (block > redact > off), the
+// schema removed, the rate limit raised or removed; a route new to the
+// function that needs no authentication or turns dlp off; and the WAF
+// weakened (mode block > detect > off, or a lower paranoia level).
+func Relaxed(prev, next *manifest.Manifest) []string {
+	var out []string
+	for _, n := range next.HTTP {
+		p := findRoute(prev.HTTP, n.Pattern)
+		q := fmt.Sprintf("route %q: ", n.Pattern)
+		if p == nil {
+			if n.Auth == manifest.AuthNone {
+				out = append(out, q+"a new route without authentication")
+			}
+			if n.DLP == "off" {
+				out = append(out, q+"a new route with dlp off")
+			}
+			continue
+		}
+		if p.Auth != manifest.AuthNone && (n.Auth != p.Auth || n.Issuer != p.Issuer) {
+			out = append(out, q+"auth "+authName(*p)+" → "+authName(n))
+		}
+		for _, sc := range p.Scopes {
+			if !slices.Contains(n.Scopes, sc) {
+				out = append(out, q+"scope "+sc+" no longer required")
+			}
+		}
+		if dlpRank[n.DLP] < dlpRank[p.DLP] {
+			out = append(out, q+"dlp "+p.DLP+" → "+n.DLP)
+		}
+		if p.Schema != "" && n.Schema == "" {
+			out = append(out, q+"schema removed")
+		}
+		switch {
+		case p.RateLimit != nil && n.RateLimit == nil:
+			out = append(out, q+"rate limit removed")
+		case p.RateLimit != nil && rateRaised(*p.RateLimit, *n.RateLimit):
+			out = append(out, q+"rate limit raised")
+		}
+	}
+	if wafRank[next.WAF.Mode] < wafRank[prev.WAF.Mode] {
+		out = append(out, "waf "+prev.WAF.Mode+" → "+next.WAF.Mode)
+	}
+	if next.WAF.Paranoia < prev.WAF.Paranoia && wafRank[next.WAF.Mode] > 0 {
+		out = append(out, fmt.Sprintf("waf paranoia %d → %d", prev.WAF.Paranoia, next.WAF.Paranoia))
+	}
+	return out
+}
+
+var (
+	dlpRank = map[string]int{"off": 0, "redact": 1, "block": 2}
+	wafRank = map[string]int{"off": 0, "detect": 1, "block": 2}
+)
+
+func authName(r manifest.Route) string {
+	if r.Auth == manifest.AuthJWT {
+		return "jwt:" + r.Issuer
+	}
+	return r.Auth
+}
+
+// rateRaised reports whether next admits more than prev: a higher
+// sustained rate or a larger burst.
+func rateRaised(prev, next manifest.RateLimit) bool {
+	// rate/per compared without division: next.Rate/next.Per > prev.Rate/prev.Per.
+	if int64(next.Rate)*int64(prev.Per) > int64(prev.Rate)*int64(next.Per) {
+		return true
+	}
+	return next.Burst > prev.Burst
+}
+
+func findRoute(rs []manifest.Route, pattern string) *manifest.Route {
+	for i := range rs {
+		if rs[i].Pattern == pattern {
+			return &rs[i]
+		}
 	}
 	return nil
 }
@@ -474,6 +636,11 @@ func Widened(held, next manifest.Permissions) []string {
 
 // bind gives a its capability host and its sandbox function.
 func (s *Service) bind(a *Active) error {
+	if s.bindFault != nil {
+		if err := s.bindFault(a); err != nil {
+			return err
+		}
+	}
 	v, m := a.Version, a.Manifest
 	st := s.cfg.Store
 	artifact := v.ArtifactDigest

@@ -15,6 +15,8 @@ package dlp
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -93,10 +95,15 @@ type Options struct {
 	// Marker replaces each redacted span. Every "<kind>" in it is replaced by
 	// the finding's Kind. Empty means DefaultMarker.
 	Marker string
-	// Exact lists secret values to redact wherever they occur, byte for byte
-	// and in their JSON-escaped form. Values shorter than MinExactLen bytes,
-	// and values that occur inside a marker, are ignored (see New).
+	// Exact lists secret values to redact wherever they occur: byte for
+	// byte, JSON-escaped, as lower- and upper-case hex, and inside base64 or
+	// base64url text at any alignment (see EncodedForms). Values shorter
+	// than MinExactLen bytes, and forms that occur inside a marker, are
+	// ignored (see New).
 	Exact [][]byte
+	// ExactOnly turns the pattern detectors off: only Exact values are
+	// found. A route's "dlp: off" means this, never "no check at all".
+	ExactOnly bool
 }
 
 // Scanner finds and redacts sensitive data in response bodies.
@@ -109,8 +116,9 @@ type Options struct {
 //   - Findings are listed in the order of the Kind constants, one entry per
 //     kind found, and never contain matched bytes.
 type Scanner struct {
-	markers [numKinds][]byte
-	exact   []exactValue // each at least MinExactLen bytes, deduplicated
+	markers   [numKinds][]byte
+	exact     []exactValue // each at least MinExactLen bytes, deduplicated
+	exactOnly bool
 }
 
 // New returns a Scanner for opt.
@@ -120,7 +128,7 @@ type Scanner struct {
 // redaction never settle. Exact values that occur inside a marker are
 // ignored, since no redaction could remove them from the output.
 func New(opt Options) *Scanner {
-	s := &Scanner{}
+	s := &Scanner{exactOnly: opt.ExactOnly}
 	m := opt.Marker
 	if m == "" {
 		m = DefaultMarker
@@ -143,7 +151,7 @@ func New(opt Options) *Scanner {
 		if len(v) < MinExactLen {
 			continue
 		}
-		for _, needle := range exactForms(v) {
+		for _, needle := range EncodedForms(v) {
 			if len(needle) < MinExactLen || seen[needle] || s.inMarker(needle) {
 				continue
 			}
@@ -154,11 +162,27 @@ func New(opt Options) *Scanner {
 	return s
 }
 
-// exactForms returns v and its JSON string encodings (with and without HTML
-// escaping), as a function that serialises a secret with encoding/json would
-// write it.
-func exactForms(v []byte) []string {
+// EncodedForms returns the byte strings whose presence in an answer shows
+// that v is in it: v itself; its JSON string encodings (with and without
+// HTML escaping), as encoding/json would write it; its hex encoding in lower
+// and upper case; and, for base64 and base64url (padded or not), the part of
+// the encoding that is the same wherever v sits in a longer encoded stream,
+// for each of the three alignments v can have. A form shorter than
+// MinExactLen is left out (New would ignore it).
+//
+// # Notes
+//   - A base64 form covers all of v but its first and last (up to two)
+//     bytes, whose encoding depends on the neighbouring bytes; finding it
+//     still proves the value leaked, and redacting it leaves at most a few
+//     bytes' worth of encoding around the marker.
+//   - The result is deduplicated and deterministic.
+func EncodedForms(v []byte) []string {
 	out := []string{string(v)}
+	add := func(f string) {
+		if len(f) >= MinExactLen && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
 	for _, html := range []bool{true, false} {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
@@ -168,10 +192,36 @@ func exactForms(v []byte) []string {
 		}
 		q := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 		if len(q) >= 2 {
-			out = append(out, string(q[1:len(q)-1]))
+			add(string(q[1 : len(q)-1]))
+		}
+	}
+	h := hex.EncodeToString(v)
+	add(h)
+	add(strings.ToUpper(h))
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		for k := range 3 {
+			add(base64Core(enc, v, k))
 		}
 	}
 	return out
+}
+
+// base64Core is the part of enc's encoding of a stream that holds v at an
+// offset ≡ k (mod 3) that does not depend on the bytes around v: the
+// 4-character groups made only of v's bytes.
+func base64Core(enc *base64.Encoding, v []byte, k int) string {
+	p := make([]byte, k+len(v))
+	copy(p[k:], v)
+	e := enc.EncodeToString(p)
+	start := 0
+	if k > 0 {
+		start = 4 // the first group mixes in k bytes before v
+	}
+	end := 4 * (len(p) / 3) // a last partial group mixes in the bytes after v
+	if end <= start {
+		return ""
+	}
+	return e[start:end]
 }
 
 func (s *Scanner) inMarker(needle string) bool {
@@ -313,7 +363,9 @@ func (r *result) add(start, end int, k kid) {
 
 // find runs every detector over b.
 func (s *Scanner) find(b []byte, r *result) {
-	s.patterns(b, r)
+	if !s.exactOnly {
+		s.patterns(b, r)
+	}
 	for _, e := range s.exact {
 		v, a := e.value, e.anchor
 		c := v[a]

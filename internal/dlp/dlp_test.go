@@ -3,6 +3,7 @@ package dlp
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -505,4 +506,54 @@ func cleanJSON(n int) []byte {
 	}
 	b.WriteString(`],"page":{"next":"/v1/orders?cursor=abc123","size":50},"version":"1.4.2"}`)
 	return b.Bytes()
+}
+
+// TestExactEncoded is the attacker's side of exact matching: a function that
+// holds a secret returns it base64-, base64url- or hex-encoded, alone or
+// inside a longer encoded blob at any offset. Every variant must be found,
+// and in text redaction must remove the evidence.
+func TestExactEncoded(t *testing.T) {
+	secret := []byte("sk_" + "live_" + "4eC39HqLyjWDarjtT1zdp7dc-very-secret")
+	s := New(Options{Exact: [][]byte{secret}, ExactOnly: true})
+	encs := map[string]func([]byte) string{
+		"base64":        base64.StdEncoding.EncodeToString,
+		"base64 raw":    base64.RawStdEncoding.EncodeToString,
+		"base64url":     base64.URLEncoding.EncodeToString,
+		"base64url raw": base64.RawURLEncoding.EncodeToString,
+		"hex":           hex.EncodeToString,
+		"HEX":           func(b []byte) string { return strings.ToUpper(hex.EncodeToString(b)) },
+		"plain":         func(b []byte) string { return string(b) },
+	}
+	for name, enc := range encs {
+		for pre := 0; pre < 5; pre++ {
+			for post := 0; post < 4; post++ {
+				stream := append(append(bytes.Repeat([]byte{0xfb}, pre), secret...), bytes.Repeat([]byte{'?'}, post)...)
+				body := []byte(`{"data":"` + enc(stream) + `"}`)
+				if f := s.Scan(body); len(f) != 1 || f[0].Kind != KindSecret {
+					t.Errorf("%s with %d bytes before and %d after: Scan = %v, want the secret", name, pre, post, f)
+				}
+				if out, _ := s.Redact(body); s.Scan(out) != nil || bytes.Equal(out, body) {
+					t.Errorf("%s with %d bytes before and %d after: redaction left the secret or changed nothing", name, pre, post)
+				}
+			}
+		}
+	}
+}
+
+func TestExactOnlySkipsPatterns(t *testing.T) {
+	card := []byte(`{"card":"4111 1111 1111 1111","token":"` + "ghp" + "_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789" + `"}`)
+	if f := New(Options{ExactOnly: true}).Scan(card); f != nil {
+		t.Errorf("ExactOnly Scan(card and token) = %v, want nothing", f)
+	}
+	if f := New(Options{}).Scan(card); len(f) == 0 {
+		t.Errorf("Scan(card and token) = nil, want findings")
+	}
+}
+
+func TestEncodedFormsShortValues(t *testing.T) {
+	for _, f := range EncodedForms([]byte("12345678")) {
+		if len(f) < MinExactLen {
+			t.Errorf("EncodedForms gave %d-byte form, want at least %d", len(f), MinExactLen)
+		}
+	}
 }

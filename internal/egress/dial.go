@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -109,6 +110,14 @@ func (p *Policy) DialContext(ctx context.Context, network, addr string) (net.Con
 // exchange including reading the body. Non-positive values mean
 // DefaultTimeout and DefaultMaxBody.
 //
+// The request's headers belong to the caller and to the request's origin:
+// once a redirect chain reaches another origin, every later hop (including
+// one back to the first origin) carries only a few safe headers (Accept,
+// Accept-Encoding, Accept-Language, Cache-Control, Content-Type,
+// User-Agent), and no hop carries a Referer the caller did not set (see
+// scrubRedirect). A caller that replaces CheckRedirect must call the one
+// it replaces first, or it loses both the policy check and the scrubbing.
+//
 // Errors from the client's Do/Get are *url.Error values whose text contains
 // the full request URL: show a function's author errors.Unwrap(err) (or the
 // *DenyError), not err.Error(), since the URL may carry a credential.
@@ -138,12 +147,74 @@ func (p *Policy) Client(timeout time.Duration, maxBody int64) *http.Client {
 	}
 }
 
+// checkRedirect is the Client's CheckRedirect: it bounds the chain, checks
+// the hop's URL against the policy and then scrubs the hop's headers
+// (scrubRedirect). net/http has already copied the first request's headers
+// onto req and may have added a Referer; what checkRedirect leaves is what
+// is sent.
 func (p *Policy) checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) > MaxRedirects {
 		return fmt.Errorf("egress: stopped after %d redirects", MaxRedirects)
 	}
-	_, err := p.Check(req.URL.String())
-	return err
+	hop, err := p.Check(req.URL.String())
+	if err != nil {
+		return err
+	}
+	p.scrubRedirect(req, hop.Origin, via)
+	return nil
+}
+
+// redirectSafe lists the request headers of the first request that still
+// follow a redirect once the chain has left the first request's origin:
+// content negotiation and the body's type, which name no credential and
+// without which the answer could change shape. Every other header
+// (Authorization, Cookie, X-Api-Key, any custom header) stays behind.
+var redirectSafe = map[string]bool{
+	"Accept": true, "Accept-Encoding": true, "Accept-Language": true,
+	"Cache-Control": true, "Content-Type": true, "User-Agent": true,
+}
+
+// scrubRedirect decides which headers a redirect hop carries. The headers
+// of the first request (via[0]) belong to the caller and were meant for the
+// first request's origin (scheme, host and port), so every hop is compared
+// with that origin, never with the previous hop:
+//
+//   - while every hop so far, req included, is on the first origin, req
+//     keeps the caller's headers;
+//   - from the first hop on another origin to the end of the chain, req
+//     keeps only the redirectSafe headers, even on a hop that comes back to
+//     the first origin (A → B → A): B chose that URL, and the caller's
+//     credentials for A must not be spent on a request B picked;
+//   - no hop carries a Referer that net/http made up (it names the previous
+//     URL, path and query included); a Referer the caller set on the first
+//     request follows like its other headers, only while the chain stays on
+//     the first origin.
+//
+// A hop whose URL or first URL the policy cannot place counts as another
+// origin.
+func (p *Policy) scrubRedirect(req *http.Request, hop Origin, via []*http.Request) {
+	first, err := p.Check(via[0].URL.String())
+	home := err == nil && hop == first.Origin
+	for _, v := range via[1:] {
+		if !home {
+			break
+		}
+		t, err := p.Check(v.URL.String())
+		home = err == nil && t.Origin == first.Origin
+	}
+	if !home {
+		for k := range req.Header {
+			if !redirectSafe[http.CanonicalHeaderKey(k)] {
+				delete(req.Header, k)
+			}
+		}
+		return
+	}
+	if ref := via[0].Header.Values("Referer"); len(ref) > 0 {
+		req.Header["Referer"] = slices.Clone(ref)
+	} else {
+		req.Header.Del("Referer")
+	}
 }
 
 // transport checks every request before the base transport sees it and

@@ -6,8 +6,9 @@
 //
 // egress never resolves or connects to a destination that was not granted,
 // never connects to a name's address without checking every address the name
-// resolved to, and never follows a redirect to an origin that was not
-// granted.
+// resolved to, never follows a redirect to an origin that was not
+// granted, and never carries a caller's headers (other than a few safe
+// ones) or a Referer to another origin on a redirect.
 //
 // # Notes
 //

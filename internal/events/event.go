@@ -1,7 +1,9 @@
-// Package events owns warden's security event model (Event, its types and
-// outcomes) and its delivery: producers depend on the small Emitter
-// interface, and a Recorder batches events asynchronously into a durable
-// Sink (the store) without losing any on a clean shutdown.
+// Package events owns warden's security event model (Event, its types,
+// outcomes and retention classes) and its delivery: producers depend on the
+// small Emitter interface (Checked when they can fail closed), an Aggregator
+// folds repeated refusals into one counted event, and a Recorder batches
+// events asynchronously into a durable Sink (the store) without losing any
+// on a clean shutdown and without ever making a producer wait unboundedly.
 //
 // events never holds secrets: an Event carries no token, password, key or
 // request body, and neither do this package's log lines or errors, which
@@ -24,6 +26,7 @@ const (
 	TypeFunctionDeploy   = "function.deploy"   // a deploy, accepted or refused
 	TypeFunctionRollback = "function.rollback" // an activation of an earlier version
 	TypeFunctionDelete   = "function.delete"
+	TypeFunctionLoad     = "function.load"      // a node could not serve the version the store names as active
 	TypeLimitMemory      = "limit.memory"       // a guest hit its memory ceiling
 	TypeLimitTimeout     = "limit.timeout"      // a guest ran past its deadline
 	TypeLimitConcurrency = "limit.concurrency"  // an invocation refused: too many in flight
@@ -40,6 +43,8 @@ const (
 	TypeRequestInvalid   = "request.invalid" // a body refused by the route's schema or content type
 	TypeIssuerAdd        = "issuer.add"      // a trusted JWT issuer was added
 	TypeIssuerRemove     = "issuer.remove"   // a trusted JWT issuer was removed
+	TypeEventsPrune      = "events.prune"    // retention deleted stored events: counts and id ranges per class
+	TypeEventsDropped    = "events.dropped"  // the recorder dropped events it could not queue in time: their number
 )
 
 // Event is one security-relevant decision. Field names follow the Elastic

@@ -18,8 +18,8 @@ import (
 
 	"warden/internal/auth"
 	"warden/internal/deploy"
-	"warden/internal/dlp"
 	"warden/internal/events"
+	"warden/internal/inspect"
 	"warden/internal/manifest"
 	"warden/internal/problem"
 	"warden/internal/ratelimit"
@@ -45,11 +45,12 @@ type Issuers interface {
 	VerifyJWT(ctx context.Context, issuer, token string) (auth.Identity, error)
 }
 
-// Config configures the gateway. Routes, Events, Keys, Issuers and
-// Limiter are required.
+// Config configures the gateway. Routes, Events, Keys, Issuers, Limiter
+// and Inspector are required.
 type Config struct {
-	Routes  Routes
-	Events  events.Emitter
+	Routes    Routes
+	Events    events.Emitter
+	Inspector *inspect.Inspector
 	Keys    Keys
 	Issuers Issuers
 	Limiter ratelimit.Limiter
@@ -64,14 +65,28 @@ type Config struct {
 type Gateway struct {
 	cfg      Config
 	log      *slog.Logger
-	dlp      *dlp.Scanner
 	throttle *ratelimit.Throttle // one limit event per client key per minute
 }
 
 var _ http.Handler = (*Gateway)(nil)
 
-// New returns a gateway. Wrap it with secheaders.Wrap before serving.
-func New(cfg Config) *Gateway {
+// New returns a gateway, or an error naming a required dependency that is
+// missing. Serve it through Handler, which adds the security headers.
+func New(cfg Config) (*Gateway, error) {
+	switch {
+	case cfg.Routes == nil:
+		return nil, errors.New("gateway: Routes is required")
+	case cfg.Events == nil:
+		return nil, errors.New("gateway: Events is required")
+	case cfg.Keys == nil:
+		return nil, errors.New("gateway: Keys is required")
+	case cfg.Issuers == nil:
+		return nil, errors.New("gateway: Issuers is required")
+	case cfg.Limiter == nil:
+		return nil, errors.New("gateway: Limiter is required")
+	case cfg.Inspector == nil:
+		return nil, errors.New("gateway: Inspector is required")
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -79,8 +94,8 @@ func New(cfg Config) *Gateway {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Gateway{cfg: cfg, log: log, dlp: dlp.New(dlp.Options{}),
-		throttle: ratelimit.NewThrottle(time.Minute, ratelimit.DefaultThrottleKeys)}
+	return &Gateway{cfg: cfg, log: log,
+		throttle: ratelimit.NewThrottle(time.Minute, ratelimit.DefaultThrottleKeys)}, nil
 }
 
 // Handler returns the complete public handler, security headers included.
@@ -179,118 +194,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.invokeFailed(w, r, a, err)
 		return
 	}
-	if !g.inspect(w, r, a, route, resp) {
+	ans := inspect.Answer{Header: resp.Header, Body: resp.Body}
+	if ref := g.cfg.Inspector.Check(r.Context(), a.Inspected(), route.DLP, inspect.Origin{
+		RequestID: req.RequestID, SourceIP: req.RemoteAddr, Channel: "route"}, &ans); ref != nil {
+		problem.Write(w, r, ref.Status, ref.Detail)
 		return
 	}
+	resp.Body = ans.Body
 	WriteResponse(w, resp)
-}
-
-// inspect applies the route's dlp setting to a response: redact (the
-// default) replaces sensitive values with a marker, block answers 502
-// instead, off passes. Each hit is an event with kinds and counts, never a
-// value. It reports whether the response may be written.
-//
-// A function that holds secrets has its response checked for their exact
-// values too, binary bodies included: a binary body holding one is blocked
-// (redacting would corrupt it). If those values cannot be read the response
-// is refused: it is never passed unchecked.
-func (g *Gateway) inspect(w http.ResponseWriter, r *http.Request, a *deploy.Active, route manifest.Route, resp *sandbox.Response) bool {
-	if route.DLP == "off" {
-		return true
-	}
-	scanner := g.dlp
-	if a.Host != nil {
-		s, err := a.Host.DLP(r.Context())
-		if err != nil {
-			g.log.Error("response check failed: the function's secrets could not be read", "function", a.Key(), "request_id", reqid.From(r.Context()), "err", err)
-			problem.Write(w, r, http.StatusBadGateway, "the function's response could not be checked")
-			return false
-		}
-		if s != nil {
-			scanner = s
-		}
-	}
-	var (
-		body  []byte
-		found []dlp.Finding
-	)
-	isText := textual(resp.Header.Get("Content-Type"))
-	switch {
-	case scanner != g.dlp && headerHoldsSecret(scanner, resp.Header):
-		// A header cannot be redacted safely (a Location, a cookie): block.
-		found, route.DLP = []dlp.Finding{{Kind: dlp.KindSecret, Count: 1}}, "block"
-	case len(resp.Body) == 0:
-		return true
-	case isText:
-		body, found = scanner.Redact(resp.Body)
-	case scanner == g.dlp:
-		return true
-	default:
-		if found = onlySecrets(scanner.Scan(resp.Body)); len(found) > 0 {
-			route.DLP = "block"
-		}
-	}
-	if len(found) == 0 {
-		return true
-	}
-	labels := make(map[string]string, len(found))
-	var kinds []string
-	for _, f := range found {
-		labels["dlp."+string(f.Kind)] = strconv.Itoa(f.Count)
-		kinds = append(kinds, string(f.Kind))
-	}
-	ev := events.Event{Type: events.TypeDLP, Outcome: events.OutcomeSuccess, Reason: "redacted " + strings.Join(kinds, ", "),
-		SourceIP: secheaders.ClientIP(r), RequestID: reqid.From(r.Context()), Labels: labels,
-		Namespace: a.Version.Namespace, Function: a.Version.Name, Version: a.Version.Version}
-	if route.DLP == "block" {
-		ev.Outcome, ev.Reason = events.OutcomeDenied, "blocked: "+strings.Join(kinds, ", ")
-		g.cfg.Events.Emit(ev)
-		problem.Write(w, r, http.StatusBadGateway, "the function's response held sensitive data and was blocked")
-		return false
-	}
-	g.cfg.Events.Emit(ev)
-	resp.Body = body
-	return true
-}
-
-// headerHoldsSecret reports whether a response header value holds one of
-// the exact secret values scanner knows.
-func headerHoldsSecret(scanner *dlp.Scanner, h http.Header) bool {
-	for _, vs := range h {
-		for _, v := range vs {
-			if len(onlySecrets(scanner.Scan([]byte(v)))) > 0 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// onlySecrets keeps the exact-secret findings (in a binary body the
-// pattern detectors would see noise).
-func onlySecrets(fs []dlp.Finding) []dlp.Finding {
-	for _, f := range fs {
-		if f.Kind == dlp.KindSecret {
-			return []dlp.Finding{f}
-		}
-	}
-	return nil
-}
-
-// textual reports whether a response of this media type is inspected:
-// text, JSON, XML and form data, and responses that name no type. Binary
-// bodies pass unchanged: redacting inside them would corrupt them.
-func textual(contentType string) bool {
-	mt, _, _ := strings.Cut(contentType, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
-	switch {
-	case mt == "", strings.HasPrefix(mt, "text/"),
-		mt == "application/json", strings.HasSuffix(mt, "+json"),
-		mt == "application/xml", strings.HasSuffix(mt, "+xml"),
-		mt == "application/x-www-form-urlencoded", mt == "application/javascript", mt == "application/x-ndjson":
-		return true
-	}
-	return false
 }
 
 // validate checks a body against the route's schema: a type other than JSON

@@ -31,6 +31,7 @@ import (
 	"warden/internal/egress"
 	"warden/internal/events"
 	"warden/internal/gateway"
+	"warden/internal/inspect"
 	"warden/internal/pki"
 	"warden/internal/ratelimit"
 	"warden/internal/sandbox"
@@ -112,7 +113,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	}
 	s.GeneratedMasterKey = generated
 	s.vault = capability.NewVault(s.store, kr, capability.VaultConfig{KVMaxBucket: cfg.KVMaxBucket})
-	s.caps = capability.New(capability.Config{Vault: s.vault, Usage: s.store, Events: s.rec, Logger: log, Resolver: opt.Resolver})
+	if s.caps, err = capability.New(capability.Config{Vault: s.vault, Usage: s.store, Events: s.rec, Logger: log, Resolver: opt.Resolver}); err != nil {
+		return nil, err
+	}
 	s.keys = capability.NewKeyManager(s.vault, keyDir, s.rec, log)
 	if err := s.keys.Start(ctx); err != nil {
 		return nil, fmt.Errorf("master key: %w", err)
@@ -125,7 +128,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	if s.engine, err = sandbox.New(ctx, sc); err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
-	s.deploy = deploy.New(deploy.Config{Store: s.store, Engine: s.engine, Events: s.rec, Logger: log, Capabilities: s.caps})
+	if s.deploy, err = deploy.New(deploy.Config{Store: s.store, Engine: s.engine, Events: s.rec, Logger: log, Capabilities: s.caps}); err != nil {
+		return nil, err
+	}
 	if err := s.deploy.Load(ctx); err != nil {
 		return nil, err
 	}
@@ -158,16 +163,27 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	if err != nil {
 		return nil, err
 	}
-	gw := gateway.New(gateway.Config{Routes: s.deploy, Events: s.rec, Keys: keys, Issuers: issuers, Limiter: limiter,
-		IPRule: perSecond(cfg.IPRate), KeyRule: perSecond(cfg.KeyRate), Logger: log})
+	// One inspection for every way an answer leaves warden.
+	inspector, err := inspect.New(inspect.Config{Events: s.rec, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	gw, err := gateway.New(gateway.Config{Routes: s.deploy, Events: s.rec, Keys: keys, Issuers: issuers, Limiter: limiter,
+		Inspector: inspector, IPRule: perSecond(cfg.IPRate), KeyRule: perSecond(cfg.KeyRate), Logger: log})
+	if err != nil {
+		return nil, err
+	}
 	users := &auth.Users{Store: s.store, RequireMFA: admin.RequiresMFA, Seeds: s.vault}
 	if n, err := users.SealSeeds(ctx); err != nil {
 		return nil, fmt.Errorf("encrypt TOTP seeds: %w", err)
 	} else if n > 0 {
 		log.Info("encrypted TOTP seeds stored before encryption", "count", n)
 	}
-	api := admin.New(admin.Config{Deploy: s.deploy, Store: s.store, Auth: &auth.Admin{Store: s.store}, Keys: keys, Issuers: issuers,
-		Users: users, Events: s.rec, Flusher: s.rec, Logger: log, Vault: s.vault, Capabilities: s.caps, MasterKeys: s.keys})
+	api, err := admin.New(admin.Config{Deploy: s.deploy, Store: s.store, Auth: &auth.Admin{Store: s.store}, Keys: keys, Issuers: issuers,
+		Users: users, Events: s.rec, Flusher: s.rec, Logger: log, Vault: s.vault, Capabilities: s.caps, MasterKeys: s.keys, Inspector: inspector})
+	if err != nil {
+		return nil, err
+	}
 	s.public = newHTTPServer(gw.Handler(), tlsCfg, log)
 	s.adminSrv = newHTTPServer(api.Handler(), tlsCfg, log)
 	if cfg.ClientCA != "" {

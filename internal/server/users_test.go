@@ -244,7 +244,7 @@ func TestUsersRolesAndSessions(t *testing.T) {
 func (in *instance) walkRoutes(tokens, self map[string]string) {
 	t := in.t
 	t.Helper()
-	routes := admin.New(admin.Config{}).Routes()
+	routes := (&admin.API{}).Routes()
 	if len(routes) < 20 {
 		t.Fatalf("only %d admin routes", len(routes))
 	}
