@@ -69,6 +69,9 @@ type Active struct {
 	// Host serves the version's capability calls under its grants; nil
 	// without a capability service.
 	Host *capability.Host
+	// Secrets gives the values of the secrets the version holds for the
+	// inspection of its answers; nil when it holds none.
+	Secrets inspect.Secrets
 	// Schemas holds the compiled request schema of each route that names
 	// one, by route pattern.
 	Schemas map[string]*validate.Schema
@@ -77,11 +80,7 @@ type Active struct {
 // Inspected describes the version for the inspection of its answers: its
 // secrets are checked when it holds any.
 func (a *Active) Inspected() inspect.Function {
-	f := inspect.Function{Namespace: a.Version.Namespace, Name: a.Version.Name, Version: a.Version.Version}
-	if a.Host != nil && a.Host.HoldsSecrets() {
-		f.Secrets = a.Host
-	}
-	return f
+	return inspect.Function{Namespace: a.Version.Namespace, Name: a.Version.Name, Version: a.Version.Version, Secrets: a.Secrets}
 }
 
 // Key is "namespace/name".
@@ -509,9 +508,15 @@ func (s *Service) checkChange(prev *Active, m *manifest.Manifest, artifactDigest
 }
 
 // secretHolderChanges lists what changes code or configuration of a
-// function whose active version holds secrets.
+// function that holds secrets before and after the change (code that will
+// hold none cannot read one).
 func secretHolderChanges(prev *Active, m *manifest.Manifest, artifactDigest string) []string {
-	secrets := prev.Manifest.Permissions.Secrets
+	var secrets []string
+	for _, n := range m.Permissions.Secrets {
+		if slices.Contains(prev.Manifest.Permissions.Secrets, n) {
+			secrets = append(secrets, n)
+		}
+	}
 	if len(secrets) == 0 {
 		return nil
 	}
@@ -655,6 +660,9 @@ func (s *Service) bind(a *Active) error {
 			return err
 		}
 		a.Host, spec.Host = h, h
+		if h.HoldsSecrets() {
+			a.Secrets = h
+		}
 		if h.HasEgress() {
 			// Instances of a function that calls out spend most of an
 			// invocation blocked on the network, not on a CPU: let them

@@ -35,7 +35,13 @@ func Write(w http.ResponseWriter, r *http.Request, status int, detail string) {
 }
 
 // WriteDetails sends d, filling Type, Title, Instance and RequestID when empty.
+// Instance is the request's path, percent-encoded (a URI reference, RFC 9457
+// §3.1.5). A problem is an error answer: a status outside 400–599 (zero, a
+// success, a redirect, an informational or invalid code) is sent as 500.
 func WriteDetails(w http.ResponseWriter, r *http.Request, d Details) {
+	if d.Status < 400 || d.Status > 599 {
+		d.Status = http.StatusInternalServerError
+	}
 	if d.Title == "" {
 		d.Title = http.StatusText(d.Status)
 	}
@@ -46,7 +52,7 @@ func WriteDetails(w http.ResponseWriter, r *http.Request, d Details) {
 		d.RequestID = reqid.From(r.Context())
 	}
 	if d.Instance == "" && r.URL != nil {
-		d.Instance = r.URL.Path
+		d.Instance = r.URL.EscapedPath()
 	}
 	body, err := json.Marshal(d)
 	if err != nil { // cannot happen for this type

@@ -6,6 +6,7 @@
 package secheaders
 
 import (
+	"net"
 	"net/http"
 
 	"warden/internal/reqid"
@@ -14,8 +15,12 @@ import (
 // Wrap sets a fresh request id in the context and the X-Request-Id header,
 // and the security headers: HSTS, nosniff, no referrer, no framing and a
 // deny-all CSP (functions that serve HTML set their own).
+//
+// An X-Request-Id sent by the client is removed from the request, so that
+// nothing behind Wrap (a log, a guest, the SDK) can take it for warden's.
 func Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		delete(r.Header, reqid.Header)
 		id := reqid.New()
 		h := w.Header()
 		h[reqid.Header] = []string{id}
@@ -42,16 +47,15 @@ var fixed = []struct {
 
 // ClientIP is the address of the peer, without the port. warden is the edge:
 // forwarding headers are not trusted.
+//
+// It is the host of r.RemoteAddr as net.SplitHostPort splits it (an IPv6
+// address without brackets, a zone kept). A RemoteAddr that is not
+// host:port, which net/http over TCP never sets, is returned whole: a part
+// of it could name another client.
 func ClientIP(r *http.Request) string {
-	addr := r.RemoteAddr
-	for i := len(addr) - 1; i >= 0; i-- {
-		if addr[i] == ':' {
-			addr = addr[:i]
-			break
-		}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
 	}
-	if len(addr) > 1 && addr[0] == '[' && addr[len(addr)-1] == ']' {
-		addr = addr[1 : len(addr)-1]
-	}
-	return addr
+	return host
 }

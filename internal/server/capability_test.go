@@ -303,6 +303,6 @@ func TestDeployerCannotWidenGrants(t *testing.T) {
 	}
 	in.mustCLI("rollback", "caps") // the admin may
 	in.waitEvent("function.deploy", func(e events.Event) bool {
-		return e.Outcome == events.OutcomeFailure && strings.Contains(e.Reason, "grants what the active version does not")
+		return e.Outcome == events.OutcomeFailure && strings.Contains(e.Reason, "needs grants:approve")
 	})
 }

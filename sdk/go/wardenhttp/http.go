@@ -56,7 +56,8 @@ func Request(ctx context.Context, r *warden.Request) *http.Request {
 	for _, f := range r.Header {
 		hdr[f.Name] = append(hdr[f.Name], f.Value)
 	}
-	if r.RequestID != "" && hdr.Get("X-Request-Id") == "" {
+	if r.RequestID != "" {
+		// warden's id, never one a caller sent.
 		hdr.Set("X-Request-Id", r.RequestID)
 	}
 	req := &http.Request{

@@ -20,6 +20,9 @@
 package main
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"io"
 	"maps"
@@ -237,6 +240,32 @@ func sdk(r *warden.Request) *warden.Response {
 		if leaked, err = warden.Secret(q.Get("name")); err == nil {
 			warden.Log(warden.LevelInfo, "using token "+string(leaked))
 			os.Stderr.WriteString("debug: token=" + string(leaked) + "\n")
+		}
+	case "/sdk/secret-encoded":
+		// A leaking function: the secret goes out encoded, after prefix
+		// bytes that shift its base64 alignment (enc: plain, base64,
+		// base64url, rawurl, hex, HEX).
+		var v []byte
+		if v, err = warden.Secret(q.Get("name")); err == nil {
+			n, _ := strconv.Atoi(q.Get("prefix"))
+			v = append(bytes.Repeat([]byte{0xfe}, n), v...)
+			var out string
+			switch q.Get("enc") {
+			case "base64":
+				out = base64.StdEncoding.EncodeToString(v)
+			case "base64url":
+				out = base64.URLEncoding.EncodeToString(v)
+			case "rawurl":
+				out = base64.RawURLEncoding.EncodeToString(v)
+			case "hex":
+				out = hex.EncodeToString(v)
+			case "HEX":
+				out = strings.ToUpper(hex.EncodeToString(v))
+			default:
+				out = string(v[n:])
+			}
+			resp.Header.Set("Content-Type", q.Get("type"))
+			resp.Body = []byte(`{"data":"` + out + `"}`)
 		}
 	case "/sdk/secret-header":
 		// A careless function: the value goes out in a header.
