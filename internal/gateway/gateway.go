@@ -51,9 +51,9 @@ type Config struct {
 	Routes    Routes
 	Events    events.Emitter
 	Inspector *inspect.Inspector
-	Keys    Keys
-	Issuers Issuers
-	Limiter ratelimit.Limiter
+	Keys      Keys
+	Issuers   Issuers
+	Limiter   ratelimit.Limiter
 	// IPRule limits every client IP across all routes, before routing;
 	// KeyRule limits every credential across all routes. Zero Rate: off.
 	IPRule, KeyRule ratelimit.Rule
