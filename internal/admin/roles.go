@@ -25,8 +25,9 @@ const (
 	PermKV          = "kv:manage"      // read and write function KV buckets
 	PermAccess      = "access:review"  // grant usage reviews and egress summaries
 	// PermGrant is not a route's permission: a deploy or rollback that
-	// gives a function grants (secrets, KV, egress) its active version does
-	// not hold needs it besides functions:deploy.
+	// widens a function (grants its active version does not hold, relaxed
+	// route or WAF protection, new code, env or routes for a function that
+	// holds secrets) needs it besides functions:deploy.
 	PermGrant = "grants:approve"
 	// PermPublic marks the one route served without a credential
 	// (POST /v1/login). No role holds it; the guard does not authenticate it.
@@ -45,7 +46,9 @@ type roleSpec struct {
 //	admin     everything; MFA required (the only role that sets, rotates
 //	          or destroys secrets and reads or writes KV values)
 //	deployer  deploy, roll back, read and invoke functions (keeping or
-//	          narrowing their grants, never widening them); list secrets
+//	          narrowing their grants and protection, never widening them,
+//	          and new code only for functions holding no secret); list
+//	          secrets
 //	auditor   the event log, read-only function metadata, secret listings,
 //	          access reviews and egress summaries
 //	viewer    read-only function metadata

@@ -114,9 +114,9 @@ func (a *API) userEvent(r *http.Request, typ, outcome, reason, user string, labe
 		SourceIP: o.SourceIP, RequestID: o.RequestID, Labels: labels})
 }
 
-// login exchanges credentials for a session. Unknown users, wrong passwords
-// and wrong codes get the same answer; a locked name gets 429 and
-// Retry-After.
+// login exchanges credentials for a session. Unknown users, wrong passwords,
+// wrong codes and right passwords of users whose role needs MFA they have not
+// enrolled get the same answer; a locked name gets 429 and Retry-After.
 func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	ev := events.Event{Type: TypeUserLogin, SourceIP: secheaders.ClientIP(r), RequestID: reqid.From(r.Context())}
 	var in LoginRequest
@@ -148,8 +148,6 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		case le.RetryAfter > 0:
 			w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(le.RetryAfter)))
 			problem.Write(w, r, http.StatusTooManyRequests, "too many failed logins; try again later")
-		case le.MFARequired:
-			problem.Write(w, r, http.StatusForbidden, "this role requires TOTP, which is not enrolled: ask an administrator to enroll it")
 		default:
 			problem.Write(w, r, http.StatusUnauthorized, "invalid user, password or code")
 		}

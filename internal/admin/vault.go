@@ -3,15 +3,14 @@ package admin
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"warden/internal/capability"
+	"warden/internal/config"
 	"warden/internal/events"
 	"warden/internal/problem"
 	"warden/internal/store"
@@ -276,7 +275,7 @@ func (a *API) accessReview(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("namespace"), r.PathValue("name")
 	var unused time.Duration
 	if u := r.URL.Query().Get("unusedFor"); u != "" {
-		d, err := parseDays(u)
+		d, err := config.ParseDays(u)
 		if err != nil || d <= 0 {
 			problem.Write(w, r, http.StatusBadRequest, "unusedFor: want a duration like 30d or 720h")
 			return
@@ -301,19 +300,6 @@ func (a *API) accessReview(w http.ResponseWriter, r *http.Request) {
 		rev.Grants = []capability.GrantStatus{}
 	}
 	writeJSON(w, http.StatusOK, rev)
-}
-
-// parseDays parses a Go duration, also accepting a whole number of days
-// ("30d", at most 3650).
-func parseDays(s string) (time.Duration, error) {
-	if d, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(d)
-		if err != nil || n <= 0 || n > 3650 {
-			return 0, fmt.Errorf("bad number of days %q", d)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	return time.ParseDuration(s)
 }
 
 func (a *API) masterKeyStatus(w http.ResponseWriter, r *http.Request) {

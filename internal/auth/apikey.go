@@ -14,9 +14,13 @@ import (
 // Identity is a verified caller of a function route. It never holds the
 // credential itself.
 type Identity struct {
-	Method  string   // "apikey" (later: "jwt", "mtls")
-	ID      string   // the key id: safe to log
-	Subject string   // the key's name
+	Method string // "apikey", "jwt" or "mtls"
+	// ID names the caller uniquely within Method and is safe to log; it
+	// keys per-credential rate limits. For apikey the key id; for jwt
+	// "<issuer name>:<sub>" ([JWTIdentityID]), since a sub is unique only
+	// within its issuer.
+	ID      string
+	Subject string   // the key's name; for jwt the token's sub as given
 	Scopes  []string // what the key may do
 }
 

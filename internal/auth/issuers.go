@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,10 @@ func toJWT(iss store.Issuer) jwtauth.Issuer {
 // Add validates iss (a verifier must build from it), stores it and makes it
 // usable at once. The returned error is safe to show the operator.
 func (is *Issuers) Add(ctx context.Context, iss store.Issuer) error {
+	if iss.Name == "" || strings.Contains(iss.Name, ":") {
+		// The name is the first part of every JWTIdentityID.
+		return &InvalidIssuerError{Msg: "issuer name must be non-empty and hold no ':'"}
+	}
 	v, err := jwtauth.New(toJWT(iss), is.Options)
 	if err != nil {
 		return &InvalidIssuerError{Msg: err.Error()}
@@ -101,7 +106,8 @@ func (e *InvalidIssuerError) Error() string { return e.Msg }
 
 // VerifyJWT verifies token against the named issuer. Errors wrap
 // ErrInvalidCredential with a reason safe to log, except when the check
-// could not run.
+// could not run. The Identity's ID is [JWTIdentityID](issuer, sub) and its
+// Subject the token's sub as given.
 func (is *Issuers) VerifyJWT(ctx context.Context, issuer, token string) (Identity, error) {
 	var v *jwtauth.Verifier
 	if p := is.cur.Load(); p != nil {
@@ -117,5 +123,15 @@ func (is *Issuers) VerifyJWT(ctx context.Context, issuer, token string) (Identit
 		}
 		return Identity{}, err
 	}
-	return Identity{Method: "jwt", ID: c.Subject, Subject: c.Subject, Scopes: c.Scopes}, nil
+	if c.Subject == "" { // jwtauth refuses it; an identity must never be empty
+		return Identity{}, fmt.Errorf("%w: token has no sub", ErrInvalidCredential)
+	}
+	return Identity{Method: "jwt", ID: JWTIdentityID(issuer, c.Subject), Subject: c.Subject, Scopes: c.Scopes}, nil
 }
+
+// JWTIdentityID is the Identity.ID of the subject sub of the trusted issuer
+// named issuer: "<issuer>:<sub>". A sub is unique only within its issuer, so
+// the ID (which keys per-credential rate limits) names both. Issuer names
+// hold no ':' (Add refuses them; the admin API admits [a-z][a-z0-9-]*), so
+// the first ':' separates the two and distinct pairs never give one ID.
+func JWTIdentityID(issuer, sub string) string { return issuer + ":" + sub }

@@ -344,15 +344,14 @@ const (
 )
 
 // LoginError is a refused login. Reason is for events only: the answer to
-// the client must not distinguish an unknown user, a wrong password and a
-// wrong code. RetryAfter is set when the name is locked out (Locked: by
-// this very failure); MFARequired when the password was right but the role
-// requires MFA that is not enrolled yet.
+// the client must not distinguish an unknown user, a wrong password, a
+// wrong code, and a right password of a user whose role requires MFA that
+// is not enrolled yet. RetryAfter is set when the name is locked out
+// (Locked: by this very failure).
 type LoginError struct {
-	Reason      string
-	RetryAfter  time.Duration
-	MFARequired bool
-	Locked      bool // this failure locked the account
+	Reason     string
+	RetryAfter time.Duration
+	Locked     bool // this failure locked the account
 }
 
 func (e *LoginError) Error() string { return "login refused: " + e.Reason }
@@ -370,6 +369,11 @@ type Session struct {
 // role requires MFA) a TOTP code, and on success stores and returns a new
 // session. A refusal is a *LoginError; any other error means the check
 // could not run and the caller must refuse.
+//
+// A user whose role requires MFA but who has not enrolled TOTP cannot log
+// in: that refusal comes after the password check and is a failure like
+// any other (ReasonMFANotEnrolled), so the answer never shows whether the
+// password was right.
 //
 // Lockout: a locked name is refused (RetryAfter set) without checking the
 // password. Every failed check counts; at MaxFailures consecutive failures
@@ -400,8 +404,11 @@ func (u *Users) Login(ctx context.Context, name, password, code string) (Session
 	}
 	needCode := usr.MFAEnrolled || u.requireMFA(usr.Role)
 	if needCode && !usr.MFAEnrolled {
-		// The password was right: say what is missing, but do not count it.
-		return Session{}, &LoginError{Reason: ReasonMFANotEnrolled, MFARequired: true}
+		// The password was right, but the caller must not learn it: the
+		// same answer, the same work (the failure is recorded) and the same
+		// count toward lockout as a wrong password. Only the event's
+		// reason tells the operator.
+		return Session{}, u.fail(ctx, name, ReasonMFANotEnrolled, now)
 	}
 	var loginErr *LoginError
 	usr, err = u.Store.UpdateUser(ctx, name, func(s *store.User) error {

@@ -320,16 +320,13 @@ func TestAdminNeedsMFA(t *testing.T) {
 	if _, err := u.Create(ctx, "ada", RoleAdmin, goodPW); err != nil {
 		t.Fatal(err)
 	}
+	u.MaxFailures = 100 // this test counts failures; lockout is TestMFANotEnrolledIsAFailure's
 	le := loginErr(t, func() error { _, err := u.Login(ctx, "ada", goodPW, "123456"); return err }())
-	if !le.MFARequired || le.Reason != ReasonMFANotEnrolled {
-		t.Fatalf("admin login before enrollment = %+v, want MFA required", le)
+	if le.Reason != ReasonMFANotEnrolled {
+		t.Fatalf("admin login before enrollment = %+v, want refused as MFA not enrolled", le)
 	}
-	if got, _ := db.User(ctx, "ada"); got.FailedAttempts != 0 {
-		t.Fatalf("a right password without MFA counted as a failure (%d)", got.FailedAttempts)
-	}
-	// The wrong password is refused as such, not as "MFA required".
-	if le := loginErr(t, func() error { _, err := u.Login(ctx, "ada", "wrong password!", ""); return err }()); le.MFARequired {
-		t.Fatal("a wrong password revealed that the user needs MFA")
+	if le := loginErr(t, func() error { _, err := u.Login(ctx, "ada", "wrong password!", ""); return err }()); le.Reason != ReasonBadPassword {
+		t.Fatalf("admin login with a wrong password = %+v, want refused as a wrong password", le)
 	}
 
 	uri, err := u.StartTOTP(ctx, "ada")
@@ -341,8 +338,8 @@ func TestAdminNeedsMFA(t *testing.T) {
 		t.Fatal("after StartTOTP: want the secret pending, not enrolled")
 	}
 	// Pending is not enrolled: still no login.
-	if le := loginErr(t, func() error { _, err := u.Login(ctx, "ada", goodPW, totpCode(t, secret, clk.Now())); return err }()); !le.MFARequired {
-		t.Fatalf("login with a pending enrollment = %+v, want MFA required", le)
+	if le := loginErr(t, func() error { _, err := u.Login(ctx, "ada", goodPW, totpCode(t, secret, clk.Now())); return err }()); le.Reason != ReasonMFANotEnrolled {
+		t.Fatalf("login with a pending enrollment = %+v, want refused as MFA not enrolled", le)
 	}
 	if err := u.ConfirmTOTP(ctx, "ada", "000000"); !errors.Is(err, ErrBadCode) && totpCode(t, secret, clk.Now()) != "000000" {
 		t.Fatalf("ConfirmTOTP(wrong code) = %v, want ErrBadCode", err)
@@ -380,8 +377,8 @@ func TestAdminNeedsMFA(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Add(30 * time.Second)
-	if le := loginErr(t, func() error { _, err := u.Login(ctx, "ada", goodPW, totpCode(t, secret, clk.Now())); return err }()); !le.MFARequired {
-		t.Fatalf("login after ResetTOTP = %+v, want MFA required", le)
+	if le := loginErr(t, func() error { _, err := u.Login(ctx, "ada", goodPW, totpCode(t, secret, clk.Now())); return err }()); le.Reason != ReasonMFANotEnrolled {
+		t.Fatalf("login after ResetTOTP = %+v, want refused as MFA not enrolled", le)
 	}
 	for _, err := range []error{
 		func() error { _, err := u.StartTOTP(ctx, "nobody"); return err }(),
@@ -394,6 +391,89 @@ func TestAdminNeedsMFA(t *testing.T) {
 	}
 	if err := u.ConfirmTOTP(ctx, "ada", "123456"); !errors.Is(err, ErrNoPending) {
 		t.Errorf("ConfirmTOTP with nothing pending = %v, want ErrNoPending", err)
+	}
+}
+
+// countingStore counts UpdateUser calls: the store work a login does.
+type countingStore struct {
+	UserStore
+	mu      sync.Mutex
+	updates int
+}
+
+func (c *countingStore) UpdateUser(ctx context.Context, name string, f func(*store.User) error) (store.User, error) {
+	c.mu.Lock()
+	c.updates++
+	c.mu.Unlock()
+	return c.UserStore.UpdateUser(ctx, name, f)
+}
+
+func (c *countingStore) take() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.updates
+	c.updates = 0
+	return n
+}
+
+// TestMFANotEnrolledIsAFailure, from the attacker's side: guessing the
+// password of a user whose role requires MFA that is not enrolled. A right
+// guess must look like a wrong one (same refusal apart from the reason kept
+// for events, same store work after the one password hash both do) and
+// count toward lockout, or the attacker learns the password and may keep
+// guessing without limit.
+func TestMFANotEnrolledIsAFailure(t *testing.T) {
+	u, clk, db := newUsers(t)
+	cs := &countingStore{UserStore: db}
+	u.Store = cs
+	ctx := context.Background()
+	if _, err := u.Create(ctx, "ada", RoleAdmin, goodPW); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Create(ctx, "bob", RoleAdmin, goodPW); err != nil {
+		t.Fatal(err)
+	}
+	cs.take()
+	attempt := func(name, pw string) (*LoginError, int) {
+		t.Helper()
+		_, err := u.Login(ctx, name, pw, "")
+		le := loginErr(t, err)
+		return le, cs.take()
+	}
+	for i := 1; i <= DefaultMaxFailures; i++ {
+		right, rightWork := attempt("ada", goodPW)
+		wrong, wrongWork := attempt("bob", "wrong password!")
+		if right.Reason != ReasonMFANotEnrolled || wrong.Reason != ReasonBadPassword {
+			t.Fatalf("attempt %d: reasons %q and %q, want %q and %q", i, right.Reason, wrong.Reason, ReasonMFANotEnrolled, ReasonBadPassword)
+		}
+		if right.Locked != wrong.Locked || right.RetryAfter != wrong.RetryAfter {
+			t.Fatalf("attempt %d: right password %+v, wrong password %+v: want the same refusal", i, right, wrong)
+		}
+		if rightWork != wrongWork {
+			t.Fatalf("attempt %d: right password did %d store writes, wrong password %d: want the same work", i, rightWork, wrongWork)
+		}
+		got, _ := db.User(ctx, "ada")
+		if got.FailedAttempts != i {
+			t.Fatalf("attempt %d: ada's FailedAttempts = %d, want %d (a right password without MFA counts)", i, got.FailedAttempts, i)
+		}
+	}
+	// Locked after MaxFailures, exactly as for wrong passwords.
+	if le, _ := attempt("ada", goodPW); le.Reason != ReasonLocked || le.RetryAfter != time.Minute {
+		t.Fatalf("right password after %d attempts = %+v, want locked for a minute", DefaultMaxFailures, le)
+	}
+	// Once enrolled (and the lock over), the right password and code log in.
+	clk.Add(time.Minute)
+	uri, err := u.StartTOTP(ctx, "ada")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := secretOf(t, uri)
+	if err := u.ConfirmTOTP(ctx, "ada", totpCode(t, secret, clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(30 * time.Second)
+	if _, err := u.Login(ctx, "ada", goodPW, totpCode(t, secret, clk.Now())); err != nil {
+		t.Fatalf("login after enrollment = %v", err)
 	}
 }
 

@@ -22,6 +22,12 @@ func TestValidate(t *testing.T) {
 		{"cert without key", func(c *Config) { c.TLSCert = "a.pem" }, "go together"},
 		{"bad address", func(c *Config) { c.Listen = "nonsense" }, "want host:port"},
 		{"no data dir", func(c *Config) { c.DataDir = "" }, "--data"},
+		{"ipv6 prefix /48", func(c *Config) { c.IPv6Prefix = 48 }, ""},
+		{"ipv6 prefix /128", func(c *Config) { c.IPv6Prefix = 128 }, ""},
+		{"ipv6 prefix /32", func(c *Config) { c.IPv6Prefix = 32 }, ""},
+		{"ipv6 prefix /31", func(c *Config) { c.IPv6Prefix = 31 }, "--ipv6-prefix"},
+		{"ipv6 prefix /129", func(c *Config) { c.IPv6Prefix = 129 }, "--ipv6-prefix"},
+		{"ipv6 prefix 0", func(c *Config) { c.IPv6Prefix = 0 }, "--ipv6-prefix"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

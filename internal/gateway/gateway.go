@@ -8,6 +8,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -57,7 +59,10 @@ type Config struct {
 	// IPRule limits every client IP across all routes, before routing;
 	// KeyRule limits every credential across all routes. Zero Rate: off.
 	IPRule, KeyRule ratelimit.Rule
-	Logger          *slog.Logger
+	// IPv6Prefix is the prefix length an IPv6 client is keyed by in rate
+	// limits (one /64 is one client); 0 = ratelimit.DefaultIPv6Prefix.
+	IPv6Prefix int
+	Logger     *slog.Logger
 	Now             func() time.Time // default time.Now (event throttling)
 }
 
@@ -102,9 +107,10 @@ func New(cfg Config) (*Gateway, error) {
 func (g *Gateway) Handler() http.Handler { return secheaders.Wrap(g) }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ip := secheaders.ClientIP(r)
+	// Limits key a client by its address, an IPv6 client by its network.
+	ipKey := "ip:" + ratelimit.AddrKey(secheaders.ClientIP(r), g.cfg.IPv6Prefix)
 	var tightest ratelimit.Decision // RateLimit-* headers describe the closest limit
-	if g.cfg.IPRule.Rate > 0 && !g.limit(w, r, nil, "ip:"+ip, g.cfg.IPRule, "client ip", &tightest) {
+	if g.cfg.IPRule.Rate > 0 && !g.limit(w, r, nil, ipKey, g.cfg.IPRule, "client ip", &tightest) {
 		return
 	}
 	entry, ok, status, hdr := g.cfg.Routes.Routes().Match(r)
@@ -134,7 +140,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rl := route.RateLimit; rl != nil {
-		client := "ip:" + ip
+		client := ipKey
 		if id.ID != "" && rl.By != "ip" {
 			client = id.Method + ":" + id.ID
 		}
@@ -280,7 +286,9 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, a *deploy
 			return auth.Identity{}, false
 		}
 		leaf := r.TLS.VerifiedChains[0][0]
-		id := auth.Identity{Method: "mtls", ID: leaf.SerialNumber.Text(16), Subject: leaf.Subject.String()}
+		// A serial is unique only within its issuer: the identity names both.
+		issuer := sha256.Sum256(leaf.RawIssuer)
+		id := auth.Identity{Method: "mtls", ID: hex.EncodeToString(issuer[:6]) + ":" + leaf.SerialNumber.Text(16), Subject: leaf.Subject.String()}
 		if len(route.Scopes) > 0 {
 			g.emit(r, a, events.TypeRouteAuth, events.OutcomeDenied, "client certificates carry no scopes", "mtls:"+id.ID)
 			problem.Write(w, r, http.StatusForbidden, "this route needs scopes, which a client certificate does not carry")

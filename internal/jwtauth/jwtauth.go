@@ -1,6 +1,7 @@
 package jwtauth
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -80,7 +81,7 @@ type Options struct {
 
 // Claims is the verified identity a token carries.
 type Claims struct {
-	Subject   string
+	Subject   string // never empty: a token without sub is refused
 	Issuer    string
 	Audience  []string
 	Scopes    []string // from "scope" (space-separated) and/or "scp" (array or space-separated string)
@@ -316,6 +317,9 @@ func (v *Verifier) verify(ctx context.Context, token string) (Claims, error) {
 	if err := checkJSONObject(payload); err != nil {
 		return Claims{}, reject("payload: %v", err)
 	}
+	if err := checkNumericDates(payload); err != nil {
+		return Claims{}, err
+	}
 
 	key, err := v.lookupKey(ctx, hdr)
 	if err != nil {
@@ -365,7 +369,8 @@ func describeJWXError(err error) error {
 }
 
 // claims extracts Claims from a token jwx verified and validated. It checks
-// again what must hold whatever jwx's defaults: iss, aud and exp.
+// again what must hold whatever jwx's defaults: iss, aud and exp; and it
+// requires a non-empty sub.
 func (v *Verifier) claims(tok jwt.Token) (Claims, error) {
 	var c Claims
 	c.Issuer, _ = tok.Issuer()
@@ -384,7 +389,11 @@ func (v *Verifier) claims(tok jwt.Token) (Claims, error) {
 		return Claims{}, reject("token is expired")
 	}
 	c.ExpiresAt = exp
-	c.Subject, _ = tok.Subject()
+	// Without a subject the token names nobody: it could carry no identity
+	// and no rate-limit bucket of its own.
+	if c.Subject, _ = tok.Subject(); c.Subject == "" {
+		return Claims{}, reject("missing sub")
+	}
 	c.ID, _ = tok.JwtID()
 
 	var scopes []string
@@ -427,6 +436,33 @@ func (v *Verifier) claims(tok jwt.Token) (Claims, error) {
 	}
 	c.Scopes = scopes
 	return c, nil
+}
+
+// numericDates are the registered claims RFC 7519 (§4.1.4-6) defines as
+// NumericDate: a JSON number of seconds since the epoch.
+var numericDates = [...]string{"exp", "nbf", "iat"}
+
+// checkNumericDates refuses a payload whose exp, nbf or iat is present but
+// not a JSON number. jwx reads some other forms as dates (a string of digits,
+// for one); what it tolerates is not ours to widen, so the check is done here
+// on the bytes that were signed. payload has passed checkJSONObject: it is
+// one object without duplicate keys.
+func checkNumericDates(payload []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return reject("payload is not a JSON object")
+	}
+	for _, k := range numericDates {
+		raw, ok := m[k]
+		if !ok {
+			continue
+		}
+		// Valid JSON whose first byte is '-' or a digit is a number.
+		if raw = bytes.TrimSpace(raw); len(raw) == 0 || raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+			return reject("%s is not a JSON number (RFC 7519 NumericDate)", k)
+		}
+	}
+	return nil
 }
 
 // header is what Verify uses of a token's JOSE header.

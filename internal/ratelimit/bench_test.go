@@ -64,6 +64,27 @@ func BenchmarkMemoryAllow(b *testing.B) {
 			}
 		})
 	})
+	b.Run("overflow-parallel", func(b *testing.B) {
+		// More keys than MaxKeys and none refills: the table holds only
+		// buckets worth keeping, so new keys are decided by the overflow
+		// bucket (the limiter under a key-minting flood).
+		m := NewMemory(MemoryOptions{MaxKeys: 1000})
+		slow := Rule{Rate: 1, Per: time.Hour, Burst: 1}
+		for _, k := range keys[:2000] {
+			m.Allow(ctx, k, slow)
+		}
+		var worker atomic.Int64
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(worker.Add(1)) * 7919
+			for pb.Next() {
+				i++
+				if _, err := m.Allow(ctx, keys[i%len(keys)], slow); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
 }
 
 func BenchmarkRedisAllow(b *testing.B) {

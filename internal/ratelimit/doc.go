@@ -18,8 +18,17 @@
 // 1/Per-in-microseconds of a token, so refills are exact and the same
 // sequence of calls at the same times gets the same decisions from either
 // backend; a shared test suite proves it. An absent bucket is a full bucket,
-// so forgetting a bucket that has refilled loses nothing: Memory evicts full
-// buckets first, and Redis keys expire shortly after their bucket is full.
+// so forgetting a bucket that has refilled loses nothing: Memory forgets
+// only full buckets (never one whose client is being limited: see [Memory]
+// for what a new key gets when every bucket held is in use), and Redis keys
+// expire shortly after their bucket is full.
+//
+// # Client addresses
+//
+// [AddrKey] turns a client IP into the address part of a key: an IPv4
+// address as it is, an IPv6 address as its /64 (or another prefix), since
+// one subscriber holds a whole /64 and could otherwise mint a bucket per
+// address. Every per-address limit (requests and connections) keys by it.
 //
 // # Time
 //

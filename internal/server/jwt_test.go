@@ -65,7 +65,7 @@ func TestJWTRoutes(t *testing.T) {
 	good := signEdDSA(t, priv, hdr, claims(nil))
 	resp := call(good)
 	body := readBody(t, resp)
-	if resp.StatusCode != 200 || !strings.Contains(body, "X_WARDEN_IDENTITY=jwt:alice") {
+	if resp.StatusCode != 200 || !strings.Contains(body, "X_WARDEN_IDENTITY=jwt:corp:alice") {
 		t.Fatalf("valid token: %d\n%s", resp.StatusCode, body)
 	}
 	if strings.Contains(body, good[len(good)-30:]) {

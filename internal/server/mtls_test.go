@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -75,7 +76,7 @@ func TestMTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := readBody(t, resp)
-	if resp.StatusCode != 200 || !strings.Contains(body, "X_WARDEN_IDENTITY=mtls:2a") || !strings.Contains(body, "X_WARDEN_SUBJECT=CN=acme-billing") {
+	if resp.StatusCode != 200 || !regexp.MustCompile(`X_WARDEN_IDENTITY=mtls:[0-9a-f]{12}:2a\b`).MatchString(body) || !strings.Contains(body, "X_WARDEN_SUBJECT=CN=acme-billing") {
 		t.Fatalf("trusted client certificate: %d\n%s", resp.StatusCode, body)
 	}
 	resp, err = get(nil)

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -65,6 +66,8 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+	handlers     inflight       // requests being handled on either listener
+	bg           sync.WaitGroup // background work (the sweeper); waited for at shutdown
 	ctx          context.Context // ends at shutdown: background work stops
 	cancel       context.CancelFunc
 	closers      []func() error // closed last, after the backends
@@ -169,7 +172,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 		return nil, err
 	}
 	gw, err := gateway.New(gateway.Config{Routes: s.deploy, Events: s.rec, Keys: keys, Issuers: issuers, Limiter: limiter,
-		Inspector: inspector, IPRule: perSecond(cfg.IPRate), KeyRule: perSecond(cfg.KeyRate), Logger: log})
+		Inspector: inspector, IPRule: perSecond(cfg.IPRate), KeyRule: perSecond(cfg.KeyRate), IPv6Prefix: cfg.IPv6Prefix, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -184,8 +187,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	if err != nil {
 		return nil, err
 	}
-	s.public = newHTTPServer(gw.Handler(), tlsCfg, log)
-	s.adminSrv = newHTTPServer(api.Handler(), tlsCfg, log)
+	s.public = newHTTPServer(s.handlers.wrap(gw.Handler()), tlsCfg, log)
+	s.adminSrv = newHTTPServer(s.handlers.wrap(api.Handler()), tlsCfg, log)
 	if cfg.ClientCA != "" {
 		pool, err := pki.CertPool(cfg.ClientCA)
 		if err != nil {
@@ -204,19 +207,20 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 		s.publicLn.Close()
 		return nil, fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
 	}
-	// Connection floods from one address: refuse what is over the bound,
-	// one event per address per minute.
+	// Connection floods from one address (an IPv6 client: its network of
+	// --ipv6-prefix): refuse what is over the bound, one event per address
+	// per minute.
 	throttle := ratelimit.NewThrottle(time.Minute, ratelimit.DefaultThrottleKeys)
-	refused := func(listener string) func(ip string) {
-		return func(ip string) {
-			if throttle.First(listener+ip, time.Now()) {
+	refused := func(listener string) func(ip, key string) {
+		return func(ip, key string) {
+			if throttle.First(listener+key, time.Now()) {
 				s.rec.Emit(events.Event{Type: events.TypeLimitConnections, Outcome: events.OutcomeDenied, SourceIP: ip,
 					Reason: fmt.Sprintf("more than %d connections from one address on the %s listener (further refusals this minute are not logged)", cfg.MaxConnsPerIP, listener)})
 			}
 		}
 	}
-	s.publicLn = connlimit.New(s.publicLn, cfg.MaxConnsPerIP, refused("public"))
-	s.adminLn = connlimit.New(s.adminLn, cfg.MaxConnsPerIP, refused("admin"))
+	s.publicLn = connlimit.New(s.publicLn, cfg.MaxConnsPerIP, cfg.IPv6Prefix, refused("public"))
+	s.adminLn = connlimit.New(s.adminLn, cfg.MaxConnsPerIP, cfg.IPv6Prefix, refused("admin"))
 	return s, nil
 }
 
@@ -354,7 +358,7 @@ func (s *Server) Serve() error {
 		}
 		errc <- err
 	}
-	go s.sweep(s.ctx)
+	s.bg.Go(func() { s.sweep(s.ctx) })
 	go serve(s.public, s.publicLn)
 	go serve(s.adminSrv, s.adminLn)
 	err := <-errc
@@ -364,9 +368,12 @@ func (s *Server) Serve() error {
 	return errors.Join(err, <-errc)
 }
 
-// Shutdown stops accepting connections, waits for in-flight requests (and so
-// invocations) to finish or ctx to end, then stores every pending event and
-// closes the engine and the store. Safe to call more than once.
+// Shutdown stops accepting connections and waits for in-flight requests
+// (and so invocations) to finish or ctx to end; then it stops background
+// work, waits for it, and stores every pending event and usage record
+// within its own deadline (FlushTimeout), so a drain that used up ctx does
+// not cost the events about the requests it waited for. It closes the
+// engine and the store last. Safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		errc := make(chan error, 2)
@@ -374,16 +381,72 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			go func() {
 				err := srv.Shutdown(ctx)
 				if err != nil {
-					srv.Close()
+					srv.Close() // their requests' contexts end: invocations stop
 				}
 				errc <- err
 			}()
 		}
 		errs := []error{<-errc, <-errc}
-		errs = append(errs, s.closeBackends(ctx))
+		fctx, cancel := context.WithTimeout(context.Background(), s.cfg.FlushTimeout)
+		defer cancel()
+		// Handlers still running after a forced close finish their
+		// events before the recorder closes.
+		if err := s.handlers.wait(fctx); err != nil {
+			errs = append(errs, fmt.Errorf("requests still running at shutdown: %w", err))
+		}
+		s.cancel()
+		s.bg.Wait()
+		errs = append(errs, s.closeBackends(fctx))
 		s.shutdownErr = errors.Join(errs...)
 	})
 	return s.shutdownErr
+}
+
+// inflight counts requests being handled. The zero value is ready.
+type inflight struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0; nil while n is 0 and nobody waits
+}
+
+func (f *inflight) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.n++
+		f.mu.Unlock()
+		defer f.done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (f *inflight) done() {
+	f.mu.Lock()
+	f.n--
+	if f.n == 0 && f.idle != nil {
+		close(f.idle)
+		f.idle = nil
+	}
+	f.mu.Unlock()
+}
+
+// wait returns once no request is being handled, or ctx's error.
+func (f *inflight) wait(ctx context.Context) error {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	if f.idle == nil {
+		f.idle = make(chan struct{})
+	}
+	idle := f.idle
+	f.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (s *Server) closeBackends(ctx context.Context) error {
@@ -432,6 +495,15 @@ func Run(ctx context.Context, cfg config.Config, opt Options, out io.Writer) err
 	if s.BootstrapToken != "" {
 		fmt.Fprintf(out, "warden: bootstrap admin token (shown once, also in %s):\n  %s\n", cfg.AdminTokenPath(), s.BootstrapToken)
 	}
+	if addr := os.Getenv(PprofEnv); addr != "" {
+		stop, err := servePprof(addr)
+		if err != nil {
+			s.Shutdown(context.Background())
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(out, "warden: WARNING profiling endpoints on http://%s/debug/pprof/ (%s is set)\n", addr, PprofEnv)
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve() }()
 	select {
@@ -451,3 +523,28 @@ func Run(ctx context.Context, cfg config.Config, opt Options, out io.Writer) err
 
 // SandboxStats reports the engine's counters (loaded modules, instances).
 func (s *Server) SandboxStats() sandbox.Stats { return s.engine.Stats() }
+
+// PprofEnv names the environment variable that, set to a loopback address,
+// makes Run serve net/http/pprof there (plain HTTP, no authentication): for
+// profiling under load (`warden-bench -profile`). Unset, nothing listens.
+const PprofEnv = "WARDEN_PPROF_ADDR"
+
+// servePprof serves the profiling endpoints on addr, which must be a
+// loopback address, and returns the function that stops it.
+func servePprof(addr string) (stop func(), err error) {
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("%s=%q: want a loopback IP address and port", PprofEnv, addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", PprofEnv, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // named profiles, with ?seconds= for a delta
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
+}

@@ -82,8 +82,9 @@ func TestUsersRolesAndSessions(t *testing.T) {
 	if _, errOut, code := in.cli("tokens", "revoke-bootstrap"); code != 1 || !strings.Contains(errOut, "409") {
 		t.Fatalf("revoke-bootstrap with no MFA admin: exit %d %s, want 1 and HTTP 409", code, errOut)
 	}
-	// An admin cannot log in before enrolling TOTP.
-	if _, errOut, code := in.cliStdin(users[0].password+"\n", "login", "--user", "ada", "--code", "123456"); code != 1 || !strings.Contains(errOut, "TOTP") {
+	// An admin cannot log in before enrolling TOTP, and the answer does not
+	// tell that the password was right.
+	if _, errOut, code := in.cliStdin(users[0].password+"\n", "login", "--user", "ada", "--code", "123456"); code != 1 || !strings.Contains(errOut, "invalid user, password or code (HTTP 401") {
 		t.Fatalf("admin login before enrollment: exit %d %s", code, errOut)
 	}
 

@@ -1,4 +1,4 @@
-package admin
+package config
 
 import (
 	"testing"
@@ -21,9 +21,9 @@ func TestParseDays(t *testing.T) {
 		{"d", 0, false},
 		{"forever", 0, false},
 	} {
-		got, err := parseDays(tc.in)
+		got, err := ParseDays(tc.in)
 		if (err == nil) != tc.ok || tc.ok && got != tc.want {
-			t.Errorf("parseDays(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
+			t.Errorf("ParseDays(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
 		}
 	}
 }
