@@ -1,6 +1,7 @@
 package events
 
 import (
+	"errors"
 	"go/parser"
 	"go/token"
 	"slices"
@@ -58,6 +59,12 @@ func TestDiscardIsAnEmitter(t *testing.T) {
 		t.Fatalf("Discard is %T, want discard", Discard)
 	}
 	Discard.Emit(Event{Type: TypeAdminAuth}) // must not panic or block
+	if err := Discard.TryEmit(Event{Type: TypeAdminAuth}); err != nil {
+		t.Errorf("Discard.TryEmit = %v, want nil", err)
+	}
+	if err := Discard.Health(); err != nil {
+		t.Errorf("Discard.Health = %v, want nil", err)
+	}
 }
 
 func TestPackageDoc(t *testing.T) {
@@ -67,5 +74,31 @@ func TestPackageDoc(t *testing.T) {
 	}
 	if f.Doc == nil || !strings.HasPrefix(f.Doc.Text(), "Package events ") {
 		t.Errorf("event.go has no package doc comment starting with %q", "Package events ")
+	}
+}
+
+func TestMemoryUnavailable(t *testing.T) {
+	m := NewMemory()
+	if err := m.Health(); err != nil {
+		t.Fatalf("Health of a new Memory = %v, want nil", err)
+	}
+	m.SetUnavailable("simulated outage")
+	err := m.TryEmit(Event{Type: TypeRouteAuth})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "simulated outage") {
+		t.Errorf("TryEmit while unavailable = %v, want ErrUnavailable with the reason", err)
+	}
+	if err := m.Health(); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Health while unavailable = %v, want ErrUnavailable", err)
+	}
+	m.Emit(Event{Type: TypeFunctionDeploy}) // plain Emit still records
+	if got, want := m.Types(), []string{TypeFunctionDeploy}; !slices.Equal(got, want) || m.Refused() != 1 {
+		t.Errorf("Types() = %v, Refused() = %d; want %v and 1", got, m.Refused(), want)
+	}
+	m.SetUnavailable("")
+	if err := m.TryEmit(Event{Type: TypeRouteAuth}); err != nil || m.Health() != nil {
+		t.Errorf("TryEmit, Health after recovery = %v, %v; want nil, nil", err, m.Health())
+	}
+	if got := len(m.Events()); got != 2 {
+		t.Errorf("len(Events()) = %d, want 2", got)
 	}
 }

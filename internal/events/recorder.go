@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +25,19 @@ type Sink interface {
 
 // Options configure a Recorder. Zero fields take their defaults.
 type Options struct {
-	Buffer        int           // events queued before Emit blocks; default 8192
+	Buffer int // events queued at most; default 8192
+	// HighWater is the queue length from which TryEmit refuses and Health
+	// reports unhealthy; the Buffer-HighWater slots above it stay for plain
+	// Emit (events about decisions already made, such as an admin change
+	// already committed). Default 3/4 of Buffer; at most Buffer.
+	HighWater int
+	// MaxWait bounds how long Emit and TryEmit wait for room in the queue;
+	// default 100ms.
+	MaxWait time.Duration
+	// StallAfter is how long a batch may go unstored (the sink failing,
+	// or one call not returning) before Health reports unhealthy and
+	// TryEmit refuses; default 5s.
+	StallAfter    time.Duration
 	BatchSize     int           // events per AppendEvents call at most; default 256
 	FlushInterval time.Duration // how long an event may wait for a fuller batch; default 50ms
 	Logger        *slog.Logger  // default slog.Default()
@@ -36,6 +49,8 @@ const (
 	DefaultBuffer        = 8192
 	DefaultBatchSize     = 256
 	DefaultFlushInterval = 50 * time.Millisecond
+	DefaultMaxWait       = 100 * time.Millisecond
+	DefaultStallAfter    = 5 * time.Second
 )
 
 // Retry backoff after a sink error: doubles from minBackoff up to maxBackoff.
@@ -44,9 +59,22 @@ const (
 	maxBackoff = 2 * time.Second
 )
 
+// dropLogInterval is how often at most Emit logs that it dropped events.
+const dropLogInterval = 10 * time.Second
+
 func (o Options) withDefaults() Options {
 	if o.Buffer <= 0 {
 		o.Buffer = DefaultBuffer
+	}
+	if o.HighWater <= 0 {
+		o.HighWater = max(1, o.Buffer*3/4)
+	}
+	o.HighWater = min(o.HighWater, o.Buffer)
+	if o.MaxWait <= 0 {
+		o.MaxWait = DefaultMaxWait
+	}
+	if o.StallAfter <= 0 {
+		o.StallAfter = DefaultStallAfter
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = DefaultBatchSize
@@ -65,46 +93,72 @@ func (o Options) withDefaults() Options {
 
 // RecorderStats are a Recorder's counters since it was created.
 type RecorderStats struct {
-	Emitted    uint64 // events accepted by Emit
-	Stored     uint64 // events the sink stored
-	Dropped    uint64 // events emitted after Close, or abandoned when Close's deadline passed
+	Emitted    uint64 // events accepted by Emit and TryEmit
+	Stored     uint64 // events the sink stored (not counting events.dropped records)
+	Dropped    uint64 // events lost: emitted after Close, Overflowed, or abandoned when Close's deadline passed
+	Overflowed uint64 // events Emit dropped because the queue stayed full for MaxWait (part of Dropped)
+	Refused    uint64 // TryEmit calls that returned ErrUnavailable (the caller knew; not in Dropped)
 	SinkErrors uint64 // failed AppendEvents calls (each was retried)
 }
 
 // Recorder is an Emitter that delivers events to a Sink asynchronously, in
-// batches, from one background goroutine.
+// batches, from one background goroutine. It implements Checked.
 //
 // # Notes
 //   - Safe for concurrent use. Events are stored in the order their Emit
 //     calls enqueued them; events from one goroutine keep their order.
-//   - Emit never does I/O. When the buffer is full it blocks until the
-//     writer catches up (backpressure): a security event is never dropped
-//     to keep a request fast.
+//   - Emit and TryEmit never do I/O, and never wait longer than MaxWait:
+//     a store fault or a flood slows the requests that cause events by at
+//     most MaxWait, never stalls them.
+//   - TryEmit accepts while the queue is below HighWater and the sink is
+//     not stalled; otherwise it waits up to MaxWait for the queue to fall
+//     below HighWater and then refuses with ErrUnavailable, so that the
+//     caller fails closed (503, refused admin change). It refuses at once
+//     while the sink is stalled or after Close.
+//   - Emit may use the whole buffer. When the buffer stays full for
+//     MaxWait it drops the event: the loss is counted in Overflowed and
+//     Dropped, logged at most once per 10s (a count, no contents), and
+//     stored as one events.dropped event (label dropped.count) with the
+//     next batch the sink accepts.
+//   - Health is unhealthy from HighWater on, and while a batch has gone
+//     unstored for StallAfter (the sink failing, or a call not returning).
+//     Its error names the reason, never an event or the sink's error.
 //   - A failed batch is retried, whole and in order, with backoff bounded by
-//     2s, until it is stored or Close's deadline passes. Errors are logged
-//     without event contents.
-//   - Events are lost only when Close's context ends before they are
-//     stored; they are then counted in Dropped, logged with their number and
-//     reported by Close's error.
+//     2s, until it is stored or Close's deadline passes: accepted events
+//     are kept while the store is down; memory stays bounded by Buffer
+//     because Emit and TryEmit stop accepting. Errors are logged without
+//     event contents.
+//   - Events accepted are lost only when Close's context ends before they
+//     are stored; they are then counted in Dropped, logged with their
+//     number and reported by Close's error.
 type Recorder struct {
 	sink Sink
 	opt  Options
 
-	mu     sync.RWMutex // held for reading while sending on ch; for writing to close it
-	closed bool
-	ch     chan Event
+	mu       sync.RWMutex // held for reading while sending on ch; for writing to close it
+	closed   bool
+	isClosed atomic.Bool // closed, readable without mu (Health)
+	ch       chan Event
 
+	// emitted counts events being or having been enqueued. An Emit that
+	// gives up decrements it again; see Flush.
 	emitted    atomic.Uint64
 	stored     atomic.Uint64
 	dropped    atomic.Uint64
+	overflowed atomic.Uint64
+	refused    atomic.Uint64
 	sinkErrors atomic.Uint64
 	warnedDrop atomic.Bool
 
+	lastDropLog  atomic.Int64 // Now() in Unix ns of the last overflow log line
+	pendingSince atomic.Int64 // Now() in Unix ns when the unstored batch was first tried; 0: none
+	reported     uint64       // overflowed events already recorded as events.dropped; writer only
+
 	urgent atomic.Uint64 // a Flush waits until stored reaches this
-	wake   chan struct{} // nudges the writer when urgent changes
+	wake   chan struct{} // nudges the writer when urgent changes or events overflowed
 
 	pmu      sync.Mutex
-	progress chan struct{} // closed and replaced whenever stored advances
+	progress chan struct{} // closed and replaced whenever the queue shrinks or stored advances
 
 	abortCtx context.Context // canceled when Close gives up
 	abort    context.CancelFunc
@@ -113,7 +167,7 @@ type Recorder struct {
 	done      chan struct{} // closed when the writer has exited
 }
 
-var _ Emitter = (*Recorder)(nil)
+var _ Checked = (*Recorder)(nil)
 
 // NewRecorder returns a Recorder writing to sink and starts its writer
 // goroutine. Call Close to stop it.
@@ -132,15 +186,17 @@ func NewRecorder(sink Sink, opt Options) *Recorder {
 	return r
 }
 
-// Emit queues e for storage. A zero Time is set from Options.Now, in UTC.
-// After Close, Emit drops e and counts it in Stats().Dropped.
+// Emit queues e for storage, waiting at most MaxWait for room; if none
+// frees up it drops e (see the type's notes). A zero Time is set from
+// Options.Now, in UTC. After Close, Emit drops e and counts it in
+// Stats().Dropped.
 func (r *Recorder) Emit(e Event) {
 	if e.Time.IsZero() {
 		e.Time = r.opt.Now().UTC()
 	}
 	r.mu.RLock()
+	defer r.mu.RUnlock()
 	if r.closed {
-		r.mu.RUnlock()
 		r.dropped.Add(1)
 		if !r.warnedDrop.Swap(true) {
 			r.opt.Logger.Error("events: event emitted after the recorder closed; dropped", "type", e.Type)
@@ -149,13 +205,140 @@ func (r *Recorder) Emit(e Event) {
 	}
 	// Counted before the send: see Flush.
 	r.emitted.Add(1)
-	r.ch <- e
-	r.mu.RUnlock()
+	select {
+	case r.ch <- e:
+		return
+	default:
+	}
+	t := time.NewTimer(r.opt.MaxWait)
+	defer t.Stop()
+	select {
+	case r.ch <- e:
+	case <-t.C:
+		r.emitted.Add(^uint64(0))
+		r.overflowed.Add(1)
+		r.dropped.Add(1)
+		r.nudge()
+		r.logOverflow()
+	}
 }
 
-// Flush waits until every event whose Emit returned before the call is
-// stored. It returns ctx's error if ctx ends first, and an error if the
-// recorder stopped with those events unstored.
+// TryEmit queues e for storage like Emit, or returns an error wrapping
+// ErrUnavailable without taking e: after Close, while the sink is stalled,
+// or when the queue has not fallen below HighWater within MaxWait.
+func (r *Recorder) TryEmit(e Event) error {
+	if e.Time.IsZero() {
+		e.Time = r.opt.Now().UTC()
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		r.refused.Add(1)
+		return errClosed
+	}
+	if err := r.stalled(); err != nil {
+		r.refused.Add(1)
+		return err
+	}
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for len(r.ch) >= r.opt.HighWater {
+		progress := r.progressChan()
+		if len(r.ch) < r.opt.HighWater {
+			break
+		}
+		if t == nil {
+			t = time.NewTimer(r.opt.MaxWait)
+		}
+		select {
+		case <-progress:
+		case <-t.C:
+			r.refused.Add(1)
+			return r.fullError()
+		}
+	}
+	r.emitted.Add(1) // before the send: see Flush
+	select {
+	case r.ch <- e:
+		return nil
+	default:
+	}
+	// Concurrent TryEmits passed the mark together and Emits filled the rest.
+	if t == nil {
+		t = time.NewTimer(r.opt.MaxWait)
+	}
+	select {
+	case r.ch <- e:
+		return nil
+	case <-t.C:
+		r.emitted.Add(^uint64(0))
+		r.refused.Add(1)
+		return r.fullError()
+	}
+}
+
+var errClosed = fmt.Errorf("%w: the event recorder is closed", ErrUnavailable)
+
+func (r *Recorder) fullError() error {
+	return fmt.Errorf("%w: the event queue is full (%d of %d)", ErrUnavailable, len(r.ch), cap(r.ch))
+}
+
+// Health returns nil while TryEmit would accept, else an error wrapping
+// ErrUnavailable that names the reason: closed, the sink stalled (no batch
+// stored for StallAfter), or the queue at or above HighWater.
+func (r *Recorder) Health() error {
+	if r.isClosed.Load() {
+		return errClosed
+	}
+	if err := r.stalled(); err != nil {
+		return err
+	}
+	if n := len(r.ch); n >= r.opt.HighWater {
+		return fmt.Errorf("%w: the event queue is above its high-water mark (%d of %d)", ErrUnavailable, n, cap(r.ch))
+	}
+	return nil
+}
+
+// stalled returns an error when a batch has gone unstored for StallAfter.
+func (r *Recorder) stalled() error {
+	since := r.pendingSince.Load()
+	if since == 0 {
+		return nil
+	}
+	if d := time.Duration(r.opt.Now().UnixNano() - since); d >= r.opt.StallAfter {
+		return fmt.Errorf("%w: the event store has stored nothing for %s", ErrUnavailable, d.Truncate(time.Second))
+	}
+	return nil
+}
+
+// nudge wakes the writer without blocking.
+func (r *Recorder) nudge() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// logOverflow logs the overflow count at most once per dropLogInterval.
+func (r *Recorder) logOverflow() {
+	now := r.opt.Now().UnixNano()
+	last := r.lastDropLog.Load()
+	if last != 0 && now-last < int64(dropLogInterval) {
+		return
+	}
+	if r.lastDropLog.CompareAndSwap(last, now) {
+		r.opt.Logger.Error("events: the event queue stayed full; events dropped",
+			"dropped_total", r.overflowed.Load(), "max_wait", r.opt.MaxWait)
+	}
+}
+
+// Flush waits until every event whose Emit or TryEmit returned (accepted)
+// before the call is stored. It returns ctx's error if ctx ends first, and
+// an error if the recorder stopped with those events unstored.
 func (r *Recorder) Flush(ctx context.Context) error {
 	// Emitted is incremented before an event is enqueued, so the first
 	// `target` events in queue order include every event whose Emit has
@@ -167,19 +350,21 @@ func (r *Recorder) Flush(ctx context.Context) error {
 			break
 		}
 	}
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
+	r.nudge()
 	for {
 		progress := r.progressChan()
+		// An Emit that gave up lowers emitted again: never wait for an
+		// event that was not enqueued. emitted only counts sends completed
+		// or in progress, so every event accepted before this call is
+		// still among the first emitted-now events in queue order.
+		target = min(target, r.emitted.Load())
 		if r.stored.Load() >= target {
 			return nil
 		}
 		select {
 		case <-progress:
 		case <-r.done:
-			if r.stored.Load() >= target {
+			if r.stored.Load() >= min(target, r.emitted.Load()) {
 				return nil
 			}
 			return fmt.Errorf("events: flush: recorder stopped with %d events not stored", target-r.stored.Load())
@@ -195,8 +380,9 @@ func (r *Recorder) Flush(ctx context.Context) error {
 // returns an error wrapping ctx's error. Close may be called more than once.
 func (r *Recorder) Close(ctx context.Context) error {
 	r.closeOnce.Do(func() {
-		// Taking the write lock waits for Emits blocked on a full buffer;
-		// the writer keeps draining, so they finish.
+		r.isClosed.Store(true)
+		// Taking the write lock waits for Emits waiting on a full buffer
+		// (at most MaxWait; the writer keeps draining, so they finish).
 		go func() {
 			r.mu.Lock()
 			r.closed = true
@@ -227,6 +413,8 @@ func (r *Recorder) Stats() RecorderStats {
 		Emitted:    r.emitted.Load(),
 		Stored:     r.stored.Load(),
 		Dropped:    r.dropped.Load(),
+		Overflowed: r.overflowed.Load(),
+		Refused:    r.refused.Load(),
 		SinkErrors: r.sinkErrors.Load(),
 	}
 }
@@ -248,62 +436,96 @@ func (r *Recorder) notify() {
 func (r *Recorder) run() {
 	defer close(r.done)
 	defer r.notify()
-	batch := make([]Event, 0, r.opt.BatchSize)
+	// One slot more than a batch: the events.dropped record.
+	batch := make([]Event, 0, r.opt.BatchSize+1)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	open := true
-	for open {
-		e, ok := <-r.ch
-		if !ok {
-			break
+	for open := true; open; {
+		batch = batch[:0]
+		select {
+		case e, ok := <-r.ch:
+			if !ok {
+				open = false
+				break
+			}
+			batch = append(batch, e)
+		case <-r.wake: // a Flush (handled by fill) or an overflow to record
 		}
-		batch = append(batch[:0], e)
-		timer.Reset(r.opt.FlushInterval)
-	fill:
-		for len(batch) < r.opt.BatchSize {
-			select {
-			case e, ok := <-r.ch:
-				if !ok {
-					open = false
-					break fill
-				}
-				batch = append(batch, e)
-				continue
-			default:
-			}
-			// The queue is empty: write now if a Flush is waiting,
-			// otherwise wait a little for a fuller batch.
-			if r.urgent.Load() > r.stored.Load() {
-				break fill
-			}
-			select {
-			case e, ok := <-r.ch:
-				if !ok {
-					open = false
-					break fill
-				}
-				batch = append(batch, e)
-			case <-r.wake:
-			case <-timer.C:
-				break fill
-			}
+		if len(batch) > 0 {
+			open = r.fill(&batch, timer)
 		}
-		timer.Stop()
-		if !r.write(batch) {
+		n := len(batch)
+		lost := r.overflowed.Load() - r.reported
+		if lost > 0 {
+			batch = append(batch, r.droppedEvent(lost))
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		r.notify() // the queue shrank: TryEmit may find room
+		if !r.write(batch, n) {
 			r.drain()
 			return
 		}
+		r.reported += lost
 	}
 }
 
-// write stores batch, retrying with backoff. It returns false if the
-// recorder was aborted, after counting the batch as dropped.
-func (r *Recorder) write(batch []Event) bool {
+// fill adds queued events to *batch, up to BatchSize, until the queue is
+// empty and either a Flush is waiting or FlushInterval has passed. It
+// returns false once the queue is closed.
+func (r *Recorder) fill(batch *[]Event, timer *time.Timer) (open bool) {
+	timer.Reset(r.opt.FlushInterval)
+	defer timer.Stop()
+	for len(*batch) < r.opt.BatchSize {
+		select {
+		case e, ok := <-r.ch:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, e)
+			continue
+		default:
+		}
+		// The queue is empty: write now if a Flush is waiting,
+		// otherwise wait a little for a fuller batch.
+		if r.urgent.Load() > r.stored.Load() {
+			return true
+		}
+		select {
+		case e, ok := <-r.ch:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, e)
+		case <-r.wake:
+		case <-timer.C:
+			return true
+		}
+	}
+	return true
+}
+
+// droppedEvent is the record of n events Emit dropped.
+func (r *Recorder) droppedEvent(n uint64) Event {
+	return Event{
+		Time: r.opt.Now().UTC(), Type: TypeEventsDropped, Outcome: OutcomeFailure,
+		Reason: "the event queue stayed full: events were dropped",
+		Labels: map[string]string{"dropped.count": strconv.FormatUint(n, 10)},
+	}
+}
+
+// write stores batch, retrying with backoff; its first n events are
+// emitted ones (the rest are the recorder's own records). It returns false
+// if the recorder was aborted, after counting those n as dropped.
+func (r *Recorder) write(batch []Event, n int) bool {
+	r.pendingSince.Store(r.opt.Now().UnixNano())
 	backoff := minBackoff
 	for attempt := 1; ; attempt++ {
 		err := r.sink.AppendEvents(r.abortCtx, batch)
 		if err == nil {
-			r.stored.Add(uint64(len(batch)))
+			r.pendingSince.Store(0)
+			r.stored.Add(uint64(n))
 			r.notify()
 			return true
 		}
@@ -321,7 +543,7 @@ func (r *Recorder) write(batch []Event) bool {
 				t.Stop()
 			}
 		}
-		r.dropped.Add(uint64(len(batch)))
+		r.dropped.Add(uint64(n))
 		r.opt.Logger.Error("events: recorder aborted; batch not stored", "events", len(batch), "attempts", attempt)
 		return false
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -20,11 +21,17 @@ type fakeSink struct {
 	calls   int
 	failN   int           // the first failN calls fail
 	always  bool          // every call fails
+	failing atomic.Bool   // calls fail while set
 	gate    chan struct{} // when non-nil, each call waits for a receive from it
 	entered chan struct{} // when non-nil, each call sends on it first
+	first   chan struct{} // when non-nil, closed when the first call starts
+	once    sync.Once
 }
 
 func (s *fakeSink) AppendEvents(ctx context.Context, evs []Event) error {
+	if s.first != nil {
+		s.once.Do(func() { close(s.first) })
+	}
 	if s.entered != nil {
 		select {
 		case s.entered <- struct{}{}:
@@ -42,7 +49,7 @@ func (s *fakeSink) AppendEvents(ctx context.Context, evs []Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
-	if s.always || s.calls <= s.failN {
+	if s.always || s.calls <= s.failN || s.failing.Load() {
 		return errors.New("disk on fire")
 	}
 	s.batches = append(s.batches, append([]Event(nil), evs...))
@@ -214,8 +221,9 @@ func TestFlushIntervalWritesWithoutFlush(t *testing.T) {
 
 func TestCloseDrainsConcurrentEmitters(t *testing.T) {
 	sink := &fakeSink{}
-	// A small buffer makes emitters block on backpressure.
-	r := NewRecorder(sink, Options{Buffer: 16, BatchSize: 32, Logger: quietLogger()})
+	// A small buffer makes emitters wait on backpressure; MaxWait is long
+	// enough that none gives up.
+	r := NewRecorder(sink, Options{Buffer: 16, BatchSize: 32, MaxWait: time.Minute, Logger: quietLogger()})
 	const goroutines, each = 16, 500
 	var wg sync.WaitGroup
 	for g := range goroutines {
@@ -247,7 +255,7 @@ func TestCloseDrainsConcurrentEmitters(t *testing.T) {
 
 func TestCloseRacingEmitters(t *testing.T) {
 	sink := &fakeSink{}
-	r := NewRecorder(sink, Options{Buffer: 8, Logger: quietLogger()})
+	r := NewRecorder(sink, Options{Buffer: 8, MaxWait: time.Minute, Logger: quietLogger()})
 	const goroutines, each = 8, 300
 	var wg sync.WaitGroup
 	for range goroutines {
@@ -269,9 +277,9 @@ func TestCloseRacingEmitters(t *testing.T) {
 	}
 }
 
-func TestEmitBlocksWhenBufferFull(t *testing.T) {
+func TestEmitWaitsForRoomUpToMaxWait(t *testing.T) {
 	sink := &fakeSink{gate: make(chan struct{})}
-	r := NewRecorder(sink, Options{Buffer: 1, BatchSize: 1, Logger: quietLogger()})
+	r := NewRecorder(sink, Options{Buffer: 1, BatchSize: 1, MaxWait: time.Hour, Logger: quietLogger()})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -283,7 +291,7 @@ func TestEmitBlocksWhenBufferFull(t *testing.T) {
 	waitFor(t, "three emits", func() bool { return r.Stats().Emitted == 3 })
 	select {
 	case <-done:
-		t.Fatal("all Emits returned while the sink was blocked and the buffer full; want backpressure")
+		t.Fatal("all Emits returned while the sink was blocked and the buffer full; want them to wait up to MaxWait")
 	default:
 	}
 	close(sink.gate)
@@ -404,8 +412,14 @@ func TestEmitFillsTime(t *testing.T) {
 
 func TestOptionsDefaults(t *testing.T) {
 	o := Options{}.withDefaults()
-	if o.Buffer != 8192 || o.BatchSize != 256 || o.FlushInterval != 50*time.Millisecond || o.Logger == nil || o.Now == nil {
-		t.Errorf("Options{}.withDefaults() = %+v, want 8192, 256, 50ms, a logger and a clock", o)
+	if o.Buffer != 8192 || o.HighWater != 6144 || o.MaxWait != 100*time.Millisecond || o.StallAfter != 5*time.Second ||
+		o.BatchSize != 256 || o.FlushInterval != 50*time.Millisecond || o.Logger == nil || o.Now == nil {
+		t.Errorf("Options{}.withDefaults() = %+v, want 8192, high water 6144, 100ms, 5s, 256, 50ms, a logger and a clock", o)
+	}
+	for _, tc := range []struct{ buffer, high, want int }{{1, 0, 1}, {4, 0, 3}, {10, 50, 10}, {10, 2, 2}} {
+		if got := (Options{Buffer: tc.buffer, HighWater: tc.high}).withDefaults().HighWater; got != tc.want {
+			t.Errorf("Options{Buffer: %d, HighWater: %d}.withDefaults().HighWater = %d, want %d", tc.buffer, tc.high, got, tc.want)
+		}
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"strconv"
 	"time"
 
 	"warden/internal/events"
@@ -222,6 +224,130 @@ type Events interface {
 	QueryEvents(ctx context.Context, q EventQuery) ([]events.Event, error)
 }
 
+// Retention defaults (see PrunePolicy and DefaultPrunePolicy).
+const (
+	DefaultRequestRetention = 30 * 24 * time.Hour  // request-class events
+	DefaultAuditRetention   = 400 * 24 * time.Hour // audit-class events
+	DefaultPruneBatch       = 5000                 // rows deleted per transaction
+)
+
+// PrunePolicy says which stored events PruneEvents deletes. Zero fields do
+// not prune (a zero PrunePolicy deletes nothing); negative ones are
+// ErrInvalid. The class of an event is events.ClassOf of its type, recorded
+// when it was stored.
+type PrunePolicy struct {
+	// Now is the reference for the ages; zero means the current time.
+	Now time.Time
+	// RequestMaxAge: request-class events whose Time is more than this
+	// before Now are deleted.
+	RequestMaxAge time.Duration
+	// AuditMaxAge: the same for audit-class events.
+	AuditMaxAge time.Duration
+	// MaxBytes bounds the total size of the stored events (EventsSize).
+	// While it is over, the oldest request-class events (by Time, then ID)
+	// are deleted; audit-class events, oldest first, only once no
+	// request-class event is left.
+	MaxBytes int64
+	// BatchSize is the number of rows deleted per transaction at most;
+	// zero means DefaultPruneBatch.
+	BatchSize int
+}
+
+// DefaultPrunePolicy keeps request-class events for 30 days and audit-class
+// events for 400 days, with no size bound.
+func DefaultPrunePolicy() PrunePolicy {
+	return PrunePolicy{RequestMaxAge: DefaultRequestRetention, AuditMaxAge: DefaultAuditRetention}
+}
+
+// Validate returns an error wrapping ErrInvalid if a field is negative.
+func (p PrunePolicy) Validate() error {
+	if p.RequestMaxAge < 0 || p.AuditMaxAge < 0 || p.MaxBytes < 0 || p.BatchSize < 0 {
+		return fmt.Errorf("prune policy: negative age, size or batch: %w", ErrInvalid)
+	}
+	return nil
+}
+
+// Pruned describes the events of one class that PruneEvents deleted.
+type Pruned struct {
+	Events  int64 // rows deleted
+	Bytes   int64 // their size, as counted by EventsSize
+	FirstID int64 // the lowest id deleted; 0 when none
+	LastID  int64 // the highest id deleted; 0 when none
+}
+
+// Add merges q into p; backends use it to sum their batches.
+func (p *Pruned) Add(q Pruned) {
+	if q.Events == 0 {
+		return
+	}
+	if p.Events == 0 || q.FirstID < p.FirstID {
+		p.FirstID = q.FirstID
+	}
+	p.LastID = max(p.LastID, q.LastID)
+	p.Events += q.Events
+	p.Bytes += q.Bytes
+}
+
+// PruneResult is what one PruneEvents call deleted. Within a class the
+// deleted ids need not be contiguous: FirstID and LastID bound them.
+type PruneResult struct {
+	Request Pruned // request-class events deleted
+	Audit   Pruned // audit-class events deleted
+	Batches int    // transactions that deleted rows
+	Size    int64  // EventsSize after pruning
+}
+
+// Deleted returns the number of events deleted.
+func (r PruneResult) Deleted() int64 { return r.Request.Events + r.Audit.Events }
+
+// Event returns the events.prune event recording r under policy p: the
+// counts, bytes and id bounds per class and the policy, never the deleted
+// events' contents. The caller emits it (whenever Deleted() > 0, also when
+// PruneEvents returned an error after deleting some), so the record of a
+// pruning outlives the content it removed.
+func (r PruneResult) Event(p PrunePolicy) events.Event {
+	labels := map[string]string{
+		"prune.batches":      strconv.Itoa(r.Batches),
+		"prune.size_after":   strconv.FormatInt(r.Size, 10),
+		"policy.request_age": p.RequestMaxAge.String(),
+		"policy.audit_age":   p.AuditMaxAge.String(),
+		"policy.max_bytes":   strconv.FormatInt(p.MaxBytes, 10),
+	}
+	for class, c := range map[events.Class]Pruned{events.ClassRequest: r.Request, events.ClassAudit: r.Audit} {
+		pre := "prune." + string(class) + "."
+		labels[pre+"events"] = strconv.FormatInt(c.Events, 10)
+		labels[pre+"bytes"] = strconv.FormatInt(c.Bytes, 10)
+		labels[pre+"first_id"] = strconv.FormatInt(c.FirstID, 10)
+		labels[pre+"last_id"] = strconv.FormatInt(c.LastID, 10)
+	}
+	return events.Event{
+		Type: events.TypeEventsPrune, Outcome: events.OutcomeSuccess, Actor: "system",
+		Reason: fmt.Sprintf("retention deleted %d request and %d audit events", r.Request.Events, r.Audit.Events),
+		Labels: labels,
+	}
+}
+
+// EventRetention bounds the event log by age and size.
+//
+// # Notes
+//   - Event ids are never given again after their events are pruned, so a
+//     hash-chained log built over ids (leaf hashes kept, content pruned)
+//     stays consistent.
+//   - The size of an event is the backend's estimate of the bytes its row
+//     holds (the encoded event, its indexed copies and a fixed per-row
+//     overhead); it bounds the log's content, not the database file, which
+//     keeps its pages for reuse.
+type EventRetention interface {
+	// PruneEvents deletes the events policy selects, in transactions of
+	// at most policy.BatchSize rows so that other writers wait at most one
+	// batch. If ctx ends or a batch fails, it returns what the committed
+	// batches deleted and the error.
+	PruneEvents(ctx context.Context, policy PrunePolicy) (PruneResult, error)
+	// EventsSize returns the total size of the stored events, without a
+	// scan.
+	EventsSize(ctx context.Context) (int64, error)
+}
+
 // Store is everything the server needs from persistence. Implementations
 // are safe for concurrent use.
 type Store interface {
@@ -230,6 +356,7 @@ type Store interface {
 	Users
 	Issuers
 	Events
+	EventRetention
 	Secrets
 	KV
 	Sealing

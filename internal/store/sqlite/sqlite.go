@@ -13,13 +13,15 @@
 // between the years 1678 and 2262 are representable; values are read back in
 // UTC). Tables: artifacts, functions, versions, credentials (admin tokens,
 // API keys and login sessions), users (operator accounts; users.go),
-// events, and the vault (vault.go): secrets and secret_versions (sealed
+// events and event_totals (retention.go), and the vault (vault.go): secrets and secret_versions (sealed
 // values, NULL once destroyed), kv_entries, kv_versions (the last version of
 // every KV key, kept after delete so a number is never reused), kv_changes,
 // grant_uses and egress_stats.
 // functions.active_version is 0 while no version has been activated. An event
 // is stored as its JSON encoding (events.Event, without its ID) in
-// events.body, next to indexed copies of the fields queries filter on.
+// events.body, next to indexed copies of the fields queries filter on, its
+// retention class and its size (retention.go); event_totals holds the count
+// and size of the stored events per class.
 //
 // # Notes
 //   - SQLite allows one writer at a time. A DB holds a writer pool of exactly
@@ -594,7 +596,9 @@ func (db *DB) TouchCredential(ctx context.Context, id string, at time.Time) erro
 	return nil
 }
 
-// AppendEvents implements store.Events.
+// AppendEvents implements store.Events. Each row records its class and
+// size (see eventSize), and event_totals moves with it in the same
+// transaction.
 func (db *DB) AppendEvents(ctx context.Context, evs []events.Event) error {
 	if len(evs) == 0 {
 		return nil
@@ -603,12 +607,13 @@ func (db *DB) AppendEvents(ctx context.Context, evs []events.Event) error {
 	times := make([]time.Time, len(evs))
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx,
-			`INSERT INTO events (time, type, outcome, namespace, function, request_id, body)
-			 VALUES (?, ?, ?, ?, ?, ?, ?)`)
+			`INSERT INTO events (time, type, outcome, namespace, function, request_id, body, class, size)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
+		var totals classTotals
 		for i := range evs {
 			e := evs[i]
 			e.ID = 0
@@ -617,8 +622,9 @@ func (db *DB) AppendEvents(ctx context.Context, evs []events.Event) error {
 			if err != nil {
 				return fmt.Errorf("encode event %d: %w", i, err)
 			}
+			class, size := events.ClassOf(e.Type), eventSize(e, body)
 			res, err := stmt.ExecContext(ctx, e.Time.UnixNano(), e.Type, e.Outcome, e.Namespace, e.Function,
-				e.RequestID, string(body))
+				e.RequestID, string(body), string(class), size)
 			if err != nil {
 				return err
 			}
@@ -627,8 +633,9 @@ func (db *DB) AppendEvents(ctx context.Context, evs []events.Event) error {
 				return err
 			}
 			times[i] = e.Time
+			totals.add(class, 1, size)
 		}
-		return nil
+		return totals.apply(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: append %d events: %w", len(evs), err)

@@ -58,6 +58,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventsDefaultAndMaxLimit", testEventsDefaultAndMaxLimit},
 		{"EventsCombinedFilters", testEventsCombinedFilters},
 		{"EventsZeroTime", testEventsZeroTime},
+		{"EventsSize", testEventsSize},
+		{"PruneByAge", testPruneByAge},
+		{"PruneBySize", testPruneBySize},
+		{"PruneBatches", testPruneBatches},
+		{"PruneNeverReusesIDs", testPruneNeverReusesIDs},
+		{"PrunePolicyErrors", testPrunePolicyErrors},
+		{"PruneRecord", testPruneRecord},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
