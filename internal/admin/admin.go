@@ -28,6 +28,7 @@ import (
 	"warden/internal/deploy"
 	"warden/internal/events"
 	"warden/internal/gateway"
+	"warden/internal/health"
 	"warden/internal/inspect"
 	"warden/internal/problem"
 	"warden/internal/reqid"
@@ -49,12 +50,16 @@ type Config struct {
 	Vault        *capability.Vault
 	Capabilities interface{ Flush(context.Context) error }
 	MasterKeys   MasterKeys
-	Events       events.Emitter
-	Flusher      interface{ Flush(context.Context) error } // makes emitted events visible to queries
+	// Events records every admin action; while it is unhealthy, changes
+	// (any method but GET and HEAD, logins included) are refused.
+	Events  events.Checked
+	Flusher interface{ Flush(context.Context) error } // makes emitted events visible to queries
 	// Inspector checks what admin invoke returns, as the public listener
 	// checks a route's answer.
 	Inspector *inspect.Inspector
-	Logger       *slog.Logger
+	// Health is served at /healthz without a credential.
+	Health health.Checks
+	Logger *slog.Logger
 	// FollowPoll is how often a following event stream polls the store
 	// (default 500ms).
 	FollowPoll time.Duration
@@ -87,7 +92,7 @@ func New(cfg Config) (*API, error) {
 		{"Deploy", cfg.Deploy != nil}, {"Store", cfg.Store != nil}, {"Auth", cfg.Auth != nil},
 		{"Keys", cfg.Keys != nil}, {"Issuers", cfg.Issuers != nil}, {"Users", cfg.Users != nil},
 		{"Vault", cfg.Vault != nil}, {"Capabilities", cfg.Capabilities != nil}, {"MasterKeys", cfg.MasterKeys != nil},
-		{"Events", cfg.Events != nil}, {"Flusher", cfg.Flusher != nil}, {"Inspector", cfg.Inspector != nil},
+		{"Events", cfg.Events != nil}, {"Flusher", cfg.Flusher != nil}, {"Inspector", cfg.Inspector != nil}, {"Health", cfg.Health != nil},
 	} {
 		if !dep.ok {
 			return nil, fmt.Errorf("admin: %s is required", dep.name)
@@ -118,6 +123,7 @@ func newAPI(cfg Config) *API {
 func (a *API) Routes() []Route {
 	return []Route{
 		{"GET /v1/health", PermMetadata, "Server health", a.health},
+		{"GET " + health.Path, PermPublic, "Health of this node's parts (200, or 503 naming the failing ones); no credential", a.healthz},
 		{"GET /v1/openapi.json", PermMetadata, "This API's OpenAPI document", a.openapi},
 		{"GET /v1/functions", PermRead, "List functions", a.listFunctions},
 		{"POST /v1/functions", PermDeploy, "Deploy a version (multipart: manifest, artifact)", a.deploy},
@@ -164,7 +170,16 @@ func (a *API) Handler() http.Handler { return secheaders.Wrap(a.mux) }
 // attempt is an event; the token itself never is.
 func (a *API) guard(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rt.Permission == PermPublic { // login: it emits its own events
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// A change (or a login) whose event cannot be recorded is not
+			// made: fail closed.
+			if err := a.cfg.Events.Health(); err != nil {
+				w.Header().Set("Retry-After", "1")
+				problem.Write(w, r, http.StatusServiceUnavailable, "changes are refused while the event log cannot record them ("+err.Error()+")")
+				return
+			}
+		}
+		if rt.Permission == PermPublic { // login and health: no credential; login emits its own events
 			rt.handler(w, r)
 			return
 		}
@@ -232,6 +247,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Health == nil { // partial APIs in tests
+		problem.Write(w, r, http.StatusServiceUnavailable, "no health checks configured")
+		return
+	}
+	a.cfg.Health.Handler().ServeHTTP(w, r)
 }
 
 func (a *API) health(w http.ResponseWriter, r *http.Request) {

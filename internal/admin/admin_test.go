@@ -311,3 +311,33 @@ func TestBootstrapRevocation(t *testing.T) {
 		t.Fatalf("revoking again = %d, want 404", w.Code)
 	}
 }
+
+// TestChangesRefusedWhileEventsUnavailable: while the event log cannot
+// record, a login or any change is refused (503 with the reason) before it
+// is made; reads still answer; /healthz needs no credential.
+func TestChangesRefusedWhileEventsUnavailable(t *testing.T) {
+	a, users, _, mem := newUsersAPI(t)
+	if _, err := users.Create(context.Background(), "vic", auth.RoleViewer, "viewer password 1"); err != nil {
+		t.Fatal(err)
+	}
+	mem.SetUnavailable("the event store stalled")
+	w := call(t, a, "POST", "/v1/login", "", LoginRequest{User: "vic", Password: "viewer password 1"})
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "stalled") || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("login while events are unavailable = %d %s, want 503 naming the reason", w.Code, w.Body)
+	}
+	for _, m := range []string{"POST", "PUT", "DELETE"} {
+		if w := call(t, a, m, "/v1/users", "", nil); w.Code != http.StatusServiceUnavailable {
+			t.Errorf("%s while events are unavailable = %d, want 503 before authentication", m, w.Code)
+		}
+	}
+	if w := call(t, a, "GET", "/v1/users", "", nil); w.Code != http.StatusUnauthorized {
+		t.Errorf("GET without a credential = %d, want 401 (reads are not refused)", w.Code)
+	}
+	if len(mem.Events()) == 0 {
+		t.Error("the refused GET left no admin.auth event")
+	}
+	mem.SetUnavailable("")
+	if w := call(t, a, "POST", "/v1/login", "", LoginRequest{User: "vic", Password: "viewer password 1"}); w.Code != 200 {
+		t.Fatalf("login after recovery = %d %s", w.Code, w.Body)
+	}
+}

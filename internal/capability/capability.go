@@ -40,9 +40,11 @@ const (
 
 // Config configures a Service.
 type Config struct {
-	Vault  *Vault
-	Usage  store.Usage
-	Events events.Emitter
+	Vault *Vault
+	Usage store.Usage
+	// Events records denials and secret reads; a secret read that cannot
+	// be recorded is refused (the guest gets unavailable).
+	Events events.Checked
 	Logger *slog.Logger
 	// EgressTimeout bounds one outbound call; 0 = 10 s (and never past the
 	// invocation's own deadline).
@@ -231,12 +233,16 @@ func (h *Host) SecretGet(ctx context.Context, inv sandbox.Invocation, name strin
 	if err != nil {
 		return nil, h.backend(ctx, "secrets.get", err)
 	}
-	h.use(store.GrantSecret, base, store.ModeUse)
-	h.svc.cfg.Events.Emit(events.Event{
+	// A read that cannot be recorded does not happen (fail closed).
+	if err := h.svc.cfg.Events.TryEmit(events.Event{
 		Type: TypeSecretRead, Outcome: events.OutcomeSuccess,
 		Namespace: h.ns, Function: h.name, Version: h.version, RequestID: inv.RequestID,
 		Labels: map[string]string{"secret": base, "secret.version": strconv.Itoa(version)},
-	})
+	}); err != nil {
+		clear(val)
+		return nil, h.backend(ctx, "secrets.get: record the read", err)
+	}
+	h.use(store.GrantSecret, base, store.ModeUse)
 	return val, nil
 }
 

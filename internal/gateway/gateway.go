@@ -21,6 +21,7 @@ import (
 	"warden/internal/auth"
 	"warden/internal/deploy"
 	"warden/internal/events"
+	"warden/internal/health"
 	"warden/internal/inspect"
 	"warden/internal/manifest"
 	"warden/internal/problem"
@@ -50,9 +51,14 @@ type Issuers interface {
 // Config configures the gateway. Routes, Events, Keys, Issuers, Limiter
 // and Inspector are required.
 type Config struct {
-	Routes    Routes
-	Events    events.Emitter
+	Routes Routes
+	// Events takes the event of every refusal; a refusal whose event it
+	// cannot take is answered 503 instead (fail closed).
+	Events    events.Checked
 	Inspector *inspect.Inspector
+	// Health is served at /healthz (health.Path), before routing: no
+	// function can claim that path.
+	Health health.Checks
 	Keys      Keys
 	Issuers   Issuers
 	Limiter   ratelimit.Limiter
@@ -63,13 +69,14 @@ type Config struct {
 	// limits (one /64 is one client); 0 = ratelimit.DefaultIPv6Prefix.
 	IPv6Prefix int
 	Logger     *slog.Logger
-	Now             func() time.Time // default time.Now (event throttling)
+	Now        func() time.Time // default time.Now (event throttling)
 }
 
 // Gateway is the public request path. Safe for concurrent use.
 type Gateway struct {
 	cfg      Config
 	log      *slog.Logger
+	health   http.Handler
 	throttle *ratelimit.Throttle // one limit event per client key per minute
 }
 
@@ -91,6 +98,8 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, errors.New("gateway: Limiter is required")
 	case cfg.Inspector == nil:
 		return nil, errors.New("gateway: Inspector is required")
+	case cfg.Health == nil:
+		return nil, errors.New("gateway: Health is required")
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -99,7 +108,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Gateway{cfg: cfg, log: log,
+	return &Gateway{cfg: cfg, log: log, health: cfg.Health.Handler(),
 		throttle: ratelimit.NewThrottle(time.Minute, ratelimit.DefaultThrottleKeys)}, nil
 }
 
@@ -111,6 +120,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ipKey := "ip:" + ratelimit.AddrKey(secheaders.ClientIP(r), g.cfg.IPv6Prefix)
 	var tightest ratelimit.Decision // RateLimit-* headers describe the closest limit
 	if g.cfg.IPRule.Rate > 0 && !g.limit(w, r, nil, ipKey, g.cfg.IPRule, "client ip", &tightest) {
+		return
+	}
+	if r.URL.Path == health.Path {
+		g.health.ServeHTTP(w, r)
 		return
 	}
 	entry, ok, status, hdr := g.cfg.Routes.Routes().Match(r)
@@ -203,6 +216,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ans := inspect.Answer{Header: resp.Header, Body: resp.Body}
 	if ref := g.cfg.Inspector.Check(r.Context(), a.Inspected(), route.DLP, inspect.Origin{
 		RequestID: req.RequestID, SourceIP: req.RemoteAddr, Channel: "route"}, &ans); ref != nil {
+		if ref.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		problem.Write(w, r, ref.Status, ref.Detail)
 		return
 	}
@@ -215,18 +231,24 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the failing places (never the values). Each refusal is an event.
 func (g *Gateway) validate(w http.ResponseWriter, r *http.Request, a *deploy.Active, sch *validate.Schema, body []byte) bool {
 	if !validate.JSONContentType(r.Header.Get("Content-Type")) {
-		g.emit(r, a, events.TypeRequestInvalid, events.OutcomeDenied, "content type is not JSON", "")
+		if !g.emit(w, r, a, events.TypeRequestInvalid, events.OutcomeDenied, "content type is not JSON", "") {
+			return false
+		}
 		problem.Write(w, r, http.StatusUnsupportedMediaType, "this route accepts application/json")
 		return false
 	}
 	problems, err := sch.Validate(body)
 	if err != nil {
-		g.emit(r, a, events.TypeRequestInvalid, events.OutcomeDenied, "body is not JSON", "")
+		if !g.emit(w, r, a, events.TypeRequestInvalid, events.OutcomeDenied, "body is not JSON", "") {
+			return false
+		}
 		problem.Write(w, r, http.StatusBadRequest, "the body is not valid JSON")
 		return false
 	}
 	if len(problems) > 0 {
-		g.emit(r, a, events.TypeRequestInvalid, events.OutcomeDenied, "schema: "+strings.Join(problems, "; "), "")
+		if !g.emit(w, r, a, events.TypeRequestInvalid, events.OutcomeDenied, "schema: "+strings.Join(problems, "; "), "") {
+			return false
+		}
 		problem.WriteDetails(w, r, problem.Details{Status: http.StatusBadRequest, Detail: "the body does not match the route's schema", Errors: problems})
 		return false
 	}
@@ -261,7 +283,9 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, a *deploy
 		if err != nil {
 			if !errors.Is(err, auth.ErrInvalidCredential) {
 				g.log.Error("credential check failed", "request_id", reqid.From(r.Context()), "auth", route.Auth, "err", err)
-				g.emit(r, a, events.TypeRouteAuth, events.OutcomeFailure, "credential check failed", "")
+				if !g.emit(w, r, a, events.TypeRouteAuth, events.OutcomeFailure, "credential check failed", "") {
+					return auth.Identity{}, false
+				}
 				problem.Write(w, r, http.StatusServiceUnavailable, "credentials cannot be checked right now")
 				return auth.Identity{}, false
 			}
@@ -273,7 +297,9 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, a *deploy
 			return auth.Identity{}, false
 		}
 		if missing, ok := id.HasScopes(route.Scopes); !ok {
-			g.emit(r, a, events.TypeRouteAuth, events.OutcomeDenied, "missing scope "+missing, id.Method+":"+id.ID)
+			if !g.emit(w, r, a, events.TypeRouteAuth, events.OutcomeDenied, "missing scope "+missing, id.Method+":"+id.ID) {
+				return auth.Identity{}, false
+			}
 			problem.Write(w, r, http.StatusForbidden, "the credential lacks the scope "+missing)
 			return auth.Identity{}, false
 		}
@@ -290,7 +316,9 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, a *deploy
 		issuer := sha256.Sum256(leaf.RawIssuer)
 		id := auth.Identity{Method: "mtls", ID: hex.EncodeToString(issuer[:6]) + ":" + leaf.SerialNumber.Text(16), Subject: leaf.Subject.String()}
 		if len(route.Scopes) > 0 {
-			g.emit(r, a, events.TypeRouteAuth, events.OutcomeDenied, "client certificates carry no scopes", "mtls:"+id.ID)
+			if !g.emit(w, r, a, events.TypeRouteAuth, events.OutcomeDenied, "client certificates carry no scopes", "mtls:"+id.ID) {
+				return auth.Identity{}, false
+			}
 			problem.Write(w, r, http.StatusForbidden, "this route needs scopes, which a client certificate does not carry")
 			return auth.Identity{}, false
 		}
@@ -307,7 +335,9 @@ func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, a *deploy.Active,
 	if keyID != "" {
 		actor = "apikey:" + keyID
 	}
-	g.emit(r, a, events.TypeRouteAuth, events.OutcomeDenied, reason, actor)
+	if !g.emit(w, r, a, events.TypeRouteAuth, events.OutcomeDenied, reason, actor) {
+		return
+	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
 	problem.Write(w, r, status, detail)
 }
@@ -355,7 +385,9 @@ func (g *Gateway) limit(w http.ResponseWriter, r *http.Request, a *deploy.Active
 		if a != nil {
 			ev.Namespace, ev.Function, ev.Version = a.Version.Namespace, a.Version.Name, a.Version.Version
 		}
-		g.cfg.Events.Emit(ev)
+		if !g.record(w, r, ev) {
+			return false
+		}
 	}
 	problem.Write(w, r, http.StatusTooManyRequests, scope+" rate limit exceeded")
 	return false
@@ -395,26 +427,55 @@ func (g *Gateway) invokeFailed(w http.ResponseWriter, r *http.Request, a *deploy
 	if errors.As(err, &se) {
 		reason = se.Msg
 	}
+	if !g.emit(w, r, a, typ, events.OutcomeDenied, reason, "") {
+		return
+	}
 	if status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")
 	}
-	g.emit(r, a, typ, events.OutcomeDenied, reason, "")
 	g.log.Debug("invocation failed", "function", a.Key(), "version", a.Version.Version, "request_id", reqid.From(r.Context()), "err", err)
 	problem.Write(w, r, status, detail)
 }
 
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, a *deploy.Active, status int, typ, detail string) {
-	g.emit(r, a, typ, events.OutcomeDenied, detail, "")
 	w.Header().Set("Connection", "close") // the unread body stays unread
+	if !g.emit(w, r, a, typ, events.OutcomeDenied, detail, "") {
+		w.Header().Set("Connection", "close")
+		return
+	}
 	problem.Write(w, r, status, detail)
 }
 
-func (g *Gateway) emit(r *http.Request, a *deploy.Active, typ, outcome, reason, actor string) {
-	g.cfg.Events.Emit(events.Event{
+// emit records the event of a request being refused. When the event
+// pipeline cannot take it, the request is answered 503 instead and emit
+// reports false: a refusal that cannot be recorded is not given (an
+// attacker must not be able to act unrecorded by flooding the log).
+func (g *Gateway) emit(w http.ResponseWriter, r *http.Request, a *deploy.Active, typ, outcome, reason, actor string) bool {
+	return g.record(w, r, events.Event{
 		Type: typ, Outcome: outcome, Reason: reason, Actor: actor,
 		SourceIP: secheaders.ClientIP(r), RequestID: reqid.From(r.Context()),
 		Namespace: a.Version.Namespace, Function: a.Version.Name, Version: a.Version.Version,
 	})
+}
+
+// record emits ev with a bounded wait; when the pipeline cannot accept it,
+// it answers 503 problem+json and reports false.
+func (g *Gateway) record(w http.ResponseWriter, r *http.Request, ev events.Event) bool {
+	if err := g.cfg.Events.TryEmit(ev); err != nil {
+		Unrecorded(w, r, err)
+		return false
+	}
+	return true
+}
+
+// Unrecorded answers a request whose event could not be recorded: 503 with
+// Retry-After. err's text is safe to show (events.ErrUnavailable's are).
+func Unrecorded(w http.ResponseWriter, r *http.Request, err error) {
+	for _, h := range []string{"WWW-Authenticate", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Connection"} {
+		w.Header().Del(h)
+	}
+	w.Header().Set("Retry-After", "1")
+	problem.Write(w, r, http.StatusServiceUnavailable, "the request cannot be recorded right now ("+err.Error()+")")
 }
 
 // hopHeaders are connection-level and credential headers a guest never sees.

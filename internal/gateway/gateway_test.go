@@ -15,6 +15,7 @@ import (
 	"warden/internal/deploy"
 	"warden/internal/dlp"
 	"warden/internal/events"
+	"warden/internal/health"
 	"warden/internal/inspect"
 	"warden/internal/manifest"
 	"warden/internal/ratelimit"
@@ -123,7 +124,7 @@ func newHarness(t *testing.T, s setup) *harness {
 		s.keys = fakeKeys{}
 	}
 	gw, err := New(Config{Routes: fakeRoutes{table}, Events: ev, Keys: s.keys, Issuers: fakeIssuers{}, Limiter: s.limiter,
-		Inspector: in, IPRule: ratelimit.Rule{Rate: 100, Per: 1e9, Burst: 100}, KeyRule: ratelimit.Rule{Rate: 100, Per: 1e9, Burst: 100}})
+		Inspector: in, Health: health.Checks{"events": func(context.Context) error { return ev.Health() }}, IPRule: ratelimit.Rule{Rate: 100, Per: 1e9, Burst: 100}, KeyRule: ratelimit.Rule{Rate: 100, Per: 1e9, Burst: 100}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func hasEvent(ev *events.Memory, typ, outcome string) bool {
 func TestNewRefusesMissingDependencies(t *testing.T) {
 	ev := events.NewMemory()
 	in, _ := inspect.New(inspect.Config{Events: ev})
-	full := Config{Routes: fakeRoutes{}, Events: ev, Keys: fakeKeys{}, Issuers: fakeIssuers{}, Limiter: fakeLimiter{}, Inspector: in}
+	full := Config{Routes: fakeRoutes{}, Events: ev, Keys: fakeKeys{}, Issuers: fakeIssuers{}, Limiter: fakeLimiter{}, Inspector: in, Health: health.Checks{}}
 	if _, err := New(full); err != nil {
 		t.Fatalf("New(full config) = %v", err)
 	}
@@ -183,6 +184,7 @@ func TestNewRefusesMissingDependencies(t *testing.T) {
 		"Routes": func(c *Config) { c.Routes = nil }, "Events": func(c *Config) { c.Events = nil },
 		"Keys": func(c *Config) { c.Keys = nil }, "Issuers": func(c *Config) { c.Issuers = nil },
 		"Limiter": func(c *Config) { c.Limiter = nil }, "Inspector": func(c *Config) { c.Inspector = nil },
+		"Health": func(c *Config) { c.Health = nil },
 	} {
 		c := full
 		drop(&c)
@@ -303,5 +305,55 @@ func TestAnswerPassesThrough(t *testing.T) {
 	b, _ := io.ReadAll(w.Body)
 	if w.Code != 200 || string(b) != "hello" || w.Header().Get("Strict-Transport-Security") == "" {
 		t.Fatalf("GET /x = %d %q (HSTS %q)", w.Code, b, w.Header().Get("Strict-Transport-Security"))
+	}
+}
+
+// TestEventPipelineFullRefuses: when the event pipeline cannot take the
+// event of a refusal, the request gets 503 instead of the refusal (an
+// attacker flooding the log cannot act unrecorded); /healthz says why; a
+// request that causes no event is still served.
+func TestEventPipelineFullRefuses(t *testing.T) {
+	h := newHarness(t, setup{route: "  - route: \"GET /x\"\n  - route: \"GET /open\"\n    auth: none\n", body: "ok", ctype: "text/plain",
+		keys: fakeKeys{err: auth.ErrInvalidCredential}})
+	h.ev.SetUnavailable("the event store is not keeping up")
+	for _, hdr := range []map[string]string{nil, {"Authorization": "Bearer forged"}} {
+		w := h.do("GET", "/x", hdr)
+		if d := problemOf(t, w, http.StatusServiceUnavailable); !strings.Contains(d, "not keeping up") {
+			t.Errorf("detail %q, want the reason", d)
+		}
+		if w.Header().Get("Retry-After") == "" || w.Header().Get("WWW-Authenticate") != "" {
+			t.Errorf("503 headers %v: want Retry-After and no challenge", w.Header())
+		}
+	}
+	if n := len(h.ev.Events()); n != 0 {
+		t.Fatalf("%d events stored while unavailable", n)
+	}
+	if h.ev.Refused() == 0 {
+		t.Fatal("no TryEmit was refused: the gateway did not ask")
+	}
+	if w := h.do("GET", "/open", nil); w.Code != 200 {
+		t.Fatalf("a request causing no event = %d, want 200", w.Code)
+	}
+	w := h.do("GET", "/healthz", nil)
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "not keeping up") {
+		t.Fatalf("/healthz = %d %s, want 503 naming the events check", w.Code, w.Body)
+	}
+	h.ev.SetUnavailable("")
+	if w := h.do("GET", "/healthz", nil); w.Code != 200 {
+		t.Fatalf("/healthz after recovery = %d", w.Code)
+	}
+	problemOf(t, h.do("GET", "/x", nil), http.StatusUnauthorized)
+}
+
+// TestDLPFindingUnrecordedRefuses: an answer whose redaction cannot be
+// recorded is refused, not passed.
+func TestDLPFindingUnrecordedRefuses(t *testing.T) {
+	h := newHarness(t, setup{route: "  - route: \"GET /x\"\n    auth: none\n", body: `{"v":"` + secretValue + `"}`, ctype: "application/json",
+		secrets: fakeSecrets{values: [][]byte{[]byte(secretValue)}}})
+	h.ev.SetUnavailable("stalled")
+	w := h.do("GET", "/x", nil)
+	problemOf(t, w, http.StatusServiceUnavailable)
+	if strings.Contains(w.Body.String(), secretValue) {
+		t.Fatal("the secret reached the client")
 	}
 }

@@ -74,15 +74,16 @@ type Refusal struct {
 func (r *Refusal) Error() string { return r.Detail }
 func (r *Refusal) Unwrap() error { return r.Err }
 
-// Config configures an Inspector. Events is required.
+// Config configures an Inspector. Events is required: every finding is
+// recorded, and an answer whose finding cannot be recorded is refused.
 type Config struct {
-	Events events.Emitter
+	Events events.Checked
 	Logger *slog.Logger
 }
 
 // Inspector checks answers. Safe for concurrent use.
 type Inspector struct {
-	events   events.Emitter
+	events   events.Checked
 	log      *slog.Logger
 	patterns *dlp.Scanner
 	nothing  *dlp.Scanner // finds nothing: dlp off for a function without secrets
@@ -168,22 +169,33 @@ func (in *Inspector) Check(ctx context.Context, fn Function, mode string, o Orig
 		kinds = append(kinds, string(f.Kind))
 	}
 	if mode == ModeBlock {
-		in.emit(fn, o, events.OutcomeDenied, "blocked: "+strings.Join(kinds, ", "), labels)
+		if err := in.emit(fn, o, events.OutcomeDenied, "blocked: "+strings.Join(kinds, ", "), labels); err != nil {
+			return unrecorded(err)
+		}
 		return &Refusal{Status: http.StatusBadGateway, Detail: "the function's response held sensitive data and was blocked"}
 	}
-	in.emit(fn, o, events.OutcomeSuccess, "redacted "+strings.Join(kinds, ", "), labels)
+	if err := in.emit(fn, o, events.OutcomeSuccess, "redacted "+strings.Join(kinds, ", "), labels); err != nil {
+		return unrecorded(err)
+	}
 	a.Body = body
 	return nil
 }
 
-func (in *Inspector) emit(fn Function, o Origin, outcome, reason string, labels map[string]string) {
+// unrecorded refuses an answer whose finding could not be recorded.
+func unrecorded(err error) *Refusal {
+	return &Refusal{Status: http.StatusServiceUnavailable, Detail: "the response cannot be recorded right now (" + err.Error() + ")", Err: err}
+}
+
+// emit records a finding with a bounded wait; an error means it was not
+// recorded.
+func (in *Inspector) emit(fn Function, o Origin, outcome, reason string, labels map[string]string) error {
 	if labels == nil {
 		labels = map[string]string{}
 	}
 	if o.Channel != "" {
 		labels["channel"] = o.Channel
 	}
-	in.events.Emit(events.Event{Type: events.TypeDLP, Outcome: outcome, Reason: reason,
+	return in.events.TryEmit(events.Event{Type: events.TypeDLP, Outcome: outcome, Reason: reason,
 		Actor: o.Actor, SourceIP: o.SourceIP, RequestID: o.RequestID, Labels: labels,
 		Namespace: fn.Namespace, Function: fn.Name, Version: fn.Version})
 }

@@ -99,7 +99,7 @@ func TestJWTRoutes(t *testing.T) {
 			t.Fatal("an event holds a token")
 		}
 	}
-	if n := len(in.eventsOf(events.TypeRouteAuth)); n < len(bad)+2 {
+	if n := occurrences(in.eventsOf(events.TypeRouteAuth)); n < len(bad)+2 {
 		t.Fatalf("%d route.auth events, want at least %d", n, len(bad)+2)
 	}
 }

@@ -45,7 +45,7 @@ func TestSchemaValidation(t *testing.T) {
 	}
 	wantProblem(t, post("application/json", `{"item":`), http.StatusBadRequest)
 	wantProblem(t, post("text/plain", `{"item":"tea","qty":2}`), http.StatusUnsupportedMediaType)
-	if n := len(in.eventsOf(events.TypeRequestInvalid)); n != 3 {
+	if n := occurrences(in.eventsOf(events.TypeRequestInvalid)); n != 3 {
 		t.Fatalf("%d request.invalid events, want 3", n)
 	}
 

@@ -32,6 +32,7 @@ import (
 	"warden/internal/egress"
 	"warden/internal/events"
 	"warden/internal/gateway"
+	"warden/internal/health"
 	"warden/internal/inspect"
 	"warden/internal/pki"
 	"warden/internal/ratelimit"
@@ -47,6 +48,7 @@ type Server struct {
 	log    *slog.Logger
 	store  store.Store
 	rec    *events.Recorder
+	events *events.Aggregator // what every producer emits to: repeated refusals folded, then rec
 	engine *sandbox.Engine
 	deploy *deploy.Service
 	vault  *capability.Vault
@@ -66,8 +68,8 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
-	handlers     inflight       // requests being handled on either listener
-	bg           sync.WaitGroup // background work (the sweeper); waited for at shutdown
+	handlers     inflight        // requests being handled on either listener
+	bg           sync.WaitGroup  // background work (the sweeper); waited for at shutdown
 	ctx          context.Context // ends at shutdown: background work stops
 	cancel       context.CancelFunc
 	closers      []func() error // closed last, after the backends
@@ -110,16 +112,19 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.rec = events.NewRecorder(s.store, events.Options{Logger: log})
+	if s.events, err = events.NewAggregator(s.rec, events.AggregatorOptions{}); err != nil {
+		return nil, err
+	}
 	kr, keyDir, generated, err := keyring(cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	s.GeneratedMasterKey = generated
 	s.vault = capability.NewVault(s.store, kr, capability.VaultConfig{KVMaxBucket: cfg.KVMaxBucket})
-	if s.caps, err = capability.New(capability.Config{Vault: s.vault, Usage: s.store, Events: s.rec, Logger: log, Resolver: opt.Resolver}); err != nil {
+	if s.caps, err = capability.New(capability.Config{Vault: s.vault, Usage: s.store, Events: s.events, Logger: log, Resolver: opt.Resolver}); err != nil {
 		return nil, err
 	}
-	s.keys = capability.NewKeyManager(s.vault, keyDir, s.rec, log)
+	s.keys = capability.NewKeyManager(s.vault, keyDir, s.events, log)
 	if err := s.keys.Start(ctx); err != nil {
 		return nil, fmt.Errorf("master key: %w", err)
 	}
@@ -131,7 +136,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	if s.engine, err = sandbox.New(ctx, sc); err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
-	if s.deploy, err = deploy.New(deploy.Config{Store: s.store, Engine: s.engine, Events: s.rec, Logger: log, Capabilities: s.caps}); err != nil {
+	if s.deploy, err = deploy.New(deploy.Config{Store: s.store, Engine: s.engine, Events: s.events, Logger: log, Capabilities: s.caps}); err != nil {
 		return nil, err
 	}
 	if err := s.deploy.Load(ctx); err != nil {
@@ -167,11 +172,11 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 		return nil, err
 	}
 	// One inspection for every way an answer leaves warden.
-	inspector, err := inspect.New(inspect.Config{Events: s.rec, Logger: log})
+	inspector, err := inspect.New(inspect.Config{Events: s.events, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	gw, err := gateway.New(gateway.Config{Routes: s.deploy, Events: s.rec, Keys: keys, Issuers: issuers, Limiter: limiter,
+	gw, err := gateway.New(gateway.Config{Routes: s.deploy, Events: s.events, Health: s.checks(), Keys: keys, Issuers: issuers, Limiter: limiter,
 		Inspector: inspector, IPRule: perSecond(cfg.IPRate), KeyRule: perSecond(cfg.KeyRate), IPv6Prefix: cfg.IPv6Prefix, Logger: log})
 	if err != nil {
 		return nil, err
@@ -183,7 +188,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 		log.Info("encrypted TOTP seeds stored before encryption", "count", n)
 	}
 	api, err := admin.New(admin.Config{Deploy: s.deploy, Store: s.store, Auth: &auth.Admin{Store: s.store}, Keys: keys, Issuers: issuers,
-		Users: users, Events: s.rec, Flusher: s.rec, Logger: log, Vault: s.vault, Capabilities: s.caps, MasterKeys: s.keys, Inspector: inspector})
+		Users: users, Events: s.events, Flusher: flusher{s.events, s.rec}, Health: s.checks(), Logger: log, Vault: s.vault, Capabilities: s.caps, MasterKeys: s.keys, Inspector: inspector})
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +219,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	refused := func(listener string) func(ip, key string) {
 		return func(ip, key string) {
 			if throttle.First(listener+key, time.Now()) {
-				s.rec.Emit(events.Event{Type: events.TypeLimitConnections, Outcome: events.OutcomeDenied, SourceIP: ip,
+				s.events.Emit(events.Event{Type: events.TypeLimitConnections, Outcome: events.OutcomeDenied, SourceIP: ip,
 					Reason: fmt.Sprintf("more than %d connections from one address on the %s listener (further refusals this minute are not logged)", cfg.MaxConnsPerIP, listener)})
 			}
 		}
@@ -222,6 +227,32 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	s.publicLn = connlimit.New(s.publicLn, cfg.MaxConnsPerIP, cfg.IPv6Prefix, refused("public"))
 	s.adminLn = connlimit.New(s.adminLn, cfg.MaxConnsPerIP, cfg.IPv6Prefix, refused("admin"))
 	return s, nil
+}
+
+// flusher makes everything emitted so far visible to an event query:
+// pending aggregates are passed on, then the recorder stores them.
+type flusher struct {
+	agg *events.Aggregator
+	rec *events.Recorder
+}
+
+func (f flusher) Flush(ctx context.Context) error {
+	f.agg.Flush()
+	return f.rec.Flush(ctx)
+}
+
+// checks are the parts /healthz reports on both listeners.
+func (s *Server) checks() health.Checks {
+	return health.Checks{
+		"events": func(context.Context) error { return s.events.Health() },
+		"store": func(ctx context.Context) error {
+			if _, err := s.store.EventsSize(ctx); err != nil {
+				s.log.Error("health: the store cannot be read", "err", err)
+				return errors.New("the database cannot be read")
+			}
+			return nil
+		},
+	}
 }
 
 // perSecond is a rule of n requests per second with a burst of 2n; 0 is off.
@@ -252,7 +283,7 @@ func (s *Server) limiter(cfg config.Config) (ratelimit.Limiter, error) {
 			ev.Outcome, ev.Reason = events.OutcomeFailure, "Redis unreachable: rate limits are enforced per node until it returns"
 			s.log.Warn("rate limits fall back to this node", "err", err)
 		}
-		s.rec.Emit(ev)
+		s.events.Emit(ev)
 	}), nil
 }
 
@@ -463,6 +494,9 @@ func (s *Server) closeBackends(ctx context.Context) error {
 	}
 	if s.caps != nil {
 		errs = append(errs, s.caps.Close(ctx))
+	}
+	if s.events != nil {
+		s.events.Close() // pending aggregates go to the recorder
 	}
 	if s.rec != nil {
 		errs = append(errs, s.rec.Close(ctx))

@@ -186,7 +186,7 @@ func TestDenyByDefault(t *testing.T) {
 	path := fixture(t, "ping", func(m string) string { return strings.Replace(m, "    auth: none\n", "", 1) })
 	in.mustCLI("deploy", "-f", path)
 	wantProblem(t, in.public("GET", "/ping", nil, nil), http.StatusUnauthorized)
-	if n := len(in.eventsOf(events.TypeRouteAuth)); n < 10 {
+	if n := occurrences(in.eventsOf(events.TypeRouteAuth)); n < 10 {
 		t.Fatalf("%d route.auth events, want at least 10", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"warden/internal/config"
 	"warden/internal/events"
 	"warden/internal/secrets"
+	"warden/internal/store"
 )
 
 // sweepEvery is how often retired secret versions are destroyed and
@@ -85,11 +86,26 @@ func (s *Server) sweepOnce(ctx context.Context) {
 		s.log.Error("sweep of retired secrets and expired keys failed", "err", err)
 	}
 	for _, d := range destroyed {
-		s.rec.Emit(events.Event{Type: capability.TypeSecretDestroy, Outcome: events.OutcomeSuccess, Actor: "system",
+		s.events.Emit(events.Event{Type: capability.TypeSecretDestroy, Outcome: events.OutcomeSuccess, Actor: "system",
 			Reason: "grace period ended", Namespace: d.Namespace,
 			Labels: map[string]string{"secret": d.Name, "secret.version": fmt.Sprint(d.Version)}})
 	}
 	if expired > 0 {
 		s.log.Debug("expired KV keys removed", "count", expired)
+	}
+	s.pruneEvents(ctx)
+}
+
+// pruneEvents applies event retention: by age per class, then by total
+// size. Each pruning is itself an event (counts and id ranges per class):
+// content goes, the record that it went stays.
+func (s *Server) pruneEvents(ctx context.Context) {
+	p := store.PrunePolicy{RequestMaxAge: s.cfg.EventsRetention, AuditMaxAge: s.cfg.EventsAuditRetention, MaxBytes: s.cfg.EventsMaxBytes}
+	res, err := s.store.PruneEvents(ctx, p)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("event retention failed", "err", err)
+	}
+	if res.Deleted() > 0 { // committed batches stand even after an error
+		s.events.Emit(res.Event(p))
 	}
 }

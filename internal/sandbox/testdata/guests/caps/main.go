@@ -21,6 +21,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -234,6 +235,11 @@ func sdk(r *warden.Request) *warden.Response {
 	switch r.Path {
 	case "/sdk/secret":
 		resp.Body, err = warden.Secret(q.Get("name"))
+		if err == nil && q.Get("digest") != "" {
+			// Proof of the value that the answer inspection lets through.
+			sum := sha256.Sum256(resp.Body)
+			resp.Body = []byte(hex.EncodeToString(sum[:]))
+		}
 	case "/sdk/leak":
 		// A careless function: it logs a secret it read (and keeps it
 		// for a later invocation, /sdk/leak-cached).
