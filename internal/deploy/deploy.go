@@ -24,6 +24,7 @@ import (
 	"warden/internal/capability"
 	"warden/internal/dlp"
 	"warden/internal/events"
+	"warden/internal/health"
 	"warden/internal/inspect"
 	"warden/internal/manifest"
 	"warden/internal/router"
@@ -278,6 +279,11 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	}
 	if e := credentialsInEnv(m); e != nil {
 		return fail(e)
+	}
+	for _, r := range m.HTTP {
+		if r.Path == health.Path {
+			return fail(&Error{Kind: KindInvalid, Msg: fmt.Sprintf("route %q: the path %s is reserved for the health report", r.Pattern, health.Path)})
+		}
 	}
 	if s.cfg.Capabilities != nil {
 		if err := capability.CheckPermissions(m.Permissions); err != nil {

@@ -289,3 +289,11 @@ func TestDeployerChanges(t *testing.T) {
 		t.Fatalf("a deployer's rollback to a version without secrets = %v, want only the dlp relaxation named", err)
 	}
 }
+
+func TestHealthPathReserved(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.deploy(strings.Replace(baseManifest, "GET /fn", "GET /healthz", 1), "v1", true)
+	if err == nil || !strings.Contains(err.Error(), "reserved") {
+		t.Fatalf("deploy of a /healthz route = %v, want refused as reserved", err)
+	}
+}
