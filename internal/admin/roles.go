@@ -29,8 +29,9 @@ const (
 	// route or WAF protection, new code, env or routes for a function that
 	// holds secrets) needs it besides functions:deploy.
 	PermGrant = "grants:approve"
-	// PermPublic marks the one route served without a credential
-	// (POST /v1/login). No role holds it; the guard does not authenticate it.
+	// PermPublic marks the routes served without a credential
+	// (POST /v1/login and GET /healthz). No role holds it; the guard does
+	// not authenticate them.
 	PermPublic = "public"
 )
 
