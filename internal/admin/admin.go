@@ -31,6 +31,7 @@ import (
 	"warden/internal/health"
 	"warden/internal/inspect"
 	"warden/internal/problem"
+	"warden/internal/ratelimit"
 	"warden/internal/reqid"
 	"warden/internal/sandbox"
 	"warden/internal/secheaders"
@@ -59,17 +60,28 @@ type Config struct {
 	Inspector *inspect.Inspector
 	// Health is served at /healthz without a credential.
 	Health health.Checks
+	// Limit bounds requests per client address before authentication
+	// (zero Rule: off), so that no address can flood the audit trail.
+	Limit  Limit
 	Logger *slog.Logger
 	// FollowPoll is how often a following event stream polls the store
 	// (default 500ms).
 	FollowPoll time.Duration
 }
 
+// Limit is the admin listener's per-address rate limit.
+type Limit struct {
+	Limiter    ratelimit.Limiter
+	Rule       ratelimit.Rule
+	IPv6Prefix int
+}
+
 // API is the admin HTTP API. Safe for concurrent use.
 type API struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg      Config
+	log      *slog.Logger
+	mux      *http.ServeMux
+	throttle *ratelimit.Throttle // one limit event per address per minute
 }
 
 type principalKey struct{}
@@ -98,6 +110,9 @@ func New(cfg Config) (*API, error) {
 			return nil, fmt.Errorf("admin: %s is required", dep.name)
 		}
 	}
+	if cfg.Limit.Rule.Rate > 0 && cfg.Limit.Limiter == nil {
+		return nil, errors.New("admin: a rate limit needs a Limiter")
+	}
 	return newAPI(cfg), nil
 }
 
@@ -109,7 +124,7 @@ func newAPI(cfg Config) *API {
 	if cfg.FollowPoll <= 0 {
 		cfg.FollowPoll = 500 * time.Millisecond
 	}
-	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), throttle: ratelimit.NewThrottle(time.Minute, ratelimit.DefaultThrottleKeys)}
 	for _, rt := range a.Routes() {
 		a.mux.Handle(rt.Pattern, a.guard(rt))
 	}
@@ -179,6 +194,9 @@ func (a *API) guard(rt Route) http.Handler {
 				return
 			}
 		}
+		if !a.admit(w, r) {
+			return
+		}
 		if rt.Permission == PermPublic { // login and health: no credential; login emits its own events
 			rt.handler(w, r)
 			return
@@ -188,8 +206,9 @@ func (a *API) guard(rt Route) http.Handler {
 		token, ok := bearer(r)
 		if !ok {
 			ev.Outcome, ev.Reason = events.OutcomeFailure, "no credential"
-			a.cfg.Events.Emit(ev)
-			unauthorized(w, r)
+			if a.refusal(w, r, ev) {
+				unauthorized(w, r)
+			}
 			return
 		}
 		p, id, err := a.verify(r.Context(), token)
@@ -199,25 +218,70 @@ func (a *API) guard(rt Route) http.Handler {
 			if !errors.Is(err, auth.ErrInvalidCredential) {
 				ev.Reason = "credential check failed"
 				a.log.Error("admin credential check failed", "request_id", ev.RequestID, "err", err)
-				a.cfg.Events.Emit(ev)
-				problem.Write(w, r, http.StatusServiceUnavailable, "credentials cannot be checked right now")
+				if a.refusal(w, r, ev) {
+					problem.Write(w, r, http.StatusServiceUnavailable, "credentials cannot be checked right now")
+				}
 				return
 			}
-			a.cfg.Events.Emit(ev)
-			unauthorized(w, r)
+			if a.refusal(w, r, ev) {
+				unauthorized(w, r)
+			}
 			return
 		}
 		ev.Actor = p.Name + " (" + p.ID + ")"
 		if !allowed(p.Role, rt.Permission) {
 			ev.Outcome, ev.Reason = events.OutcomeDenied, "role "+p.Role+" lacks "+rt.Permission
-			a.cfg.Events.Emit(ev)
-			problem.Write(w, r, http.StatusForbidden, "your role does not allow this")
+			if a.refusal(w, r, ev) {
+				problem.Write(w, r, http.StatusForbidden, "your role does not allow this")
+			}
 			return
 		}
 		ev.Outcome = events.OutcomeSuccess
 		a.cfg.Events.Emit(ev)
 		rt.handler(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
+}
+
+// refusal records the event of a refused admin request; when the event log
+// cannot take it, the request is answered 503 instead (an address must not
+// probe credentials unrecorded) and refusal reports false.
+func (a *API) refusal(w http.ResponseWriter, r *http.Request, ev events.Event) bool {
+	if err := a.cfg.Events.TryEmit(ev); err != nil {
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, r, http.StatusServiceUnavailable, "the request cannot be recorded right now ("+err.Error()+")")
+		return false
+	}
+	return true
+}
+
+// admit applies the per-address limit; over it the answer is 429 with
+// Retry-After, and one limit.rate event per address per minute.
+func (a *API) admit(w http.ResponseWriter, r *http.Request) bool {
+	l := a.cfg.Limit
+	if l.Rule.Rate <= 0 {
+		return true
+	}
+	ip := secheaders.ClientIP(r)
+	key := "admin-ip:" + ratelimit.AddrKey(ip, l.IPv6Prefix)
+	d, err := l.Limiter.Allow(r.Context(), key, l.Rule)
+	if err != nil {
+		a.log.Error("admin rate limit check failed", "request_id", reqid.From(r.Context()), "err", err)
+		problem.Write(w, r, http.StatusServiceUnavailable, "the request could not be admitted right now")
+		return false
+	}
+	if d.Allowed {
+		return true
+	}
+	ratelimit.SetHeaders(w.Header(), d)
+	if a.throttle.First(key, time.Now()) {
+		ev := events.Event{Type: events.TypeLimitRate, Outcome: events.OutcomeDenied, SourceIP: ip, RequestID: reqid.From(r.Context()),
+			Reason: "admin client ip rate limit exceeded (further hits this minute are not logged)", Labels: map[string]string{"limit.scope": "admin client ip"}}
+		if !a.refusal(w, r, ev) {
+			return false
+		}
+	}
+	problem.Write(w, r, http.StatusTooManyRequests, "rate limit exceeded")
+	return false
 }
 
 func bearer(r *http.Request) (string, bool) {
@@ -503,6 +567,17 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, http.StatusNotFound, fmt.Sprintf("function %s/%s not found", ns, name))
 		return
 	}
+	// Admin invoke reaches any path of the code, past every route's auth,
+	// scopes and schema: for a function that holds secrets that is as much
+	// as new routes, so it needs grants:approve.
+	if p, _ := r.Context().Value(principalKey{}).(auth.Principal); ac.Secrets != nil && !RoleAllows(p.Role, PermGrant) {
+		o := origin(r)
+		a.cfg.Events.Emit(events.Event{Type: events.TypeAdminAuth, Outcome: events.OutcomeDenied, Actor: o.Actor, SourceIP: o.SourceIP,
+			RequestID: o.RequestID, Namespace: ns, Function: name, Version: ac.Version.Version,
+			Reason: "invoking a function that holds secrets needs " + PermGrant, Labels: map[string]string{"route": "invoke"}})
+		problem.Write(w, r, http.StatusForbidden, "invoking a function that holds secrets needs "+PermGrant+" (the admin role)")
+		return
+	}
 	// base64 inflates by 4/3; allow the function's body limit plus framing.
 	limit := ac.Manifest.Limits.RequestBody*4/3 + 64<<10
 	var in InvokeRequest
@@ -598,8 +673,10 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		}
 		sq.Limit = n
 	}
-	if a.cfg.Flusher != nil {
-		a.cfg.Flusher.Flush(r.Context())
+	if a.cfg.Flusher != nil { // bounded: a stalled store must not hang the query
+		fctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		a.cfg.Flusher.Flush(fctx)
+		cancel()
 	}
 	if q.Get("follow") != "true" {
 		evs, err := a.cfg.Store.QueryEvents(r.Context(), sq)

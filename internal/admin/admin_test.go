@@ -20,6 +20,7 @@ import (
 	"warden/internal/auth"
 	"warden/internal/events"
 	"warden/internal/problem"
+	"warden/internal/ratelimit"
 	"warden/internal/store/sqlite"
 )
 
@@ -330,14 +331,42 @@ func TestChangesRefusedWhileEventsUnavailable(t *testing.T) {
 			t.Errorf("%s while events are unavailable = %d, want 503 before authentication", m, w.Code)
 		}
 	}
-	if w := call(t, a, "GET", "/v1/users", "", nil); w.Code != http.StatusUnauthorized {
-		t.Errorf("GET without a credential = %d, want 401 (reads are not refused)", w.Code)
-	}
-	if len(mem.Events()) == 0 {
-		t.Error("the refused GET left no admin.auth event")
+	// A refusal that cannot be recorded is not given either.
+	if w := call(t, a, "GET", "/v1/users", "", nil); w.Code != http.StatusServiceUnavailable {
+		t.Errorf("GET without a credential = %d, want 503 (its refusal cannot be recorded)", w.Code)
 	}
 	mem.SetUnavailable("")
 	if w := call(t, a, "POST", "/v1/login", "", LoginRequest{User: "vic", Password: "viewer password 1"}); w.Code != 200 {
 		t.Fatalf("login after recovery = %d %s", w.Code, w.Body)
+	}
+}
+
+// TestAdminAddressLimit: the admin listener bounds requests per address
+// before authentication, so no address floods the audit trail.
+func TestAdminAddressLimit(t *testing.T) {
+	a, _, _, mem := newUsersAPI(t)
+	a.cfg.Limit = Limit{Limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{}), Rule: ratelimit.Rule{Rate: 3, Per: time.Minute, Burst: 3}}
+	for i := range 3 {
+		if w := call(t, a, "GET", "/v1/users", "", nil); w.Code != http.StatusUnauthorized {
+			t.Fatalf("request %d = %d, want 401", i, w.Code)
+		}
+	}
+	for i := range 5 {
+		w := call(t, a, "GET", "/v1/users", "wdn_adm_guess", nil)
+		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
+			t.Fatalf("request over the limit %d = %d, want 429 with Retry-After", i, w.Code)
+		}
+	}
+	var auths, limits int
+	for _, e := range mem.Events() {
+		switch e.Type {
+		case events.TypeAdminAuth:
+			auths++
+		case events.TypeLimitRate:
+			limits++
+		}
+	}
+	if auths != 3 || limits != 1 {
+		t.Fatalf("%d admin.auth and %d limit.rate events, want 3 and 1", auths, limits)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -118,6 +119,7 @@ type Options struct {
 type Scanner struct {
 	markers   [numKinds][]byte
 	exact     []exactValue // each at least MinExactLen bytes, deduplicated
+	folded    [][]byte     // the exact values in lower case, for ContainsFold
 	exactOnly bool
 }
 
@@ -157,6 +159,7 @@ func New(opt Options) *Scanner {
 			}
 			seen[needle] = true
 			s.exact = append(s.exact, newExactValue([]byte(needle)))
+			s.folded = append(s.folded, bytes.ToLower([]byte(needle)))
 		}
 	}
 	return s
@@ -195,6 +198,14 @@ func EncodedForms(v []byte) []string {
 			add(string(q[1 : len(q)-1]))
 		}
 	}
+	for _, f := range slices.Clone(out) { // JSON's optional escape of '/'
+		if strings.Contains(f, "/") {
+			add(strings.ReplaceAll(f, "/", `\/`))
+		}
+	}
+	add(jsonEscapeAll(v))
+	add(url.QueryEscape(string(v)))
+	add(url.PathEscape(string(v)))
 	h := hex.EncodeToString(v)
 	add(h)
 	add(strings.ToUpper(h))
@@ -204,6 +215,20 @@ func EncodedForms(v []byte) []string {
 		}
 	}
 	return out
+}
+
+// jsonEscapeAll writes v as a JSON string body with every byte of a valid
+// ASCII value escaped (\u00XX), as an encoder bent on hiding it would; ""
+// for values that are not ASCII.
+func jsonEscapeAll(v []byte) string {
+	var b strings.Builder
+	for _, c := range v {
+		if c >= 0x80 {
+			return ""
+		}
+		fmt.Fprintf(&b, `\u%04x`, c)
+	}
+	return b.String()
 }
 
 // base64Core is the part of enc's encoding of a stream that holds v at an
@@ -227,6 +252,21 @@ func base64Core(enc *base64.Encoding, v []byte, k int) string {
 func (s *Scanner) inMarker(needle string) bool {
 	for _, m := range s.markers {
 		if strings.Contains(string(m), needle) {
+			return true
+		}
+	}
+	return false
+}
+
+// ContainsFold reports whether b holds one of the exact values in any
+// letter case: for places that change case, such as HTTP header names.
+func (s *Scanner) ContainsFold(b []byte) bool {
+	if len(s.folded) == 0 {
+		return false
+	}
+	lb := bytes.ToLower(b)
+	for _, v := range s.folded {
+		if bytes.Contains(lb, v) {
 			return true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -554,6 +555,27 @@ func TestEncodedFormsShortValues(t *testing.T) {
 	for _, f := range EncodedForms([]byte("12345678")) {
 		if len(f) < MinExactLen {
 			t.Errorf("EncodedForms gave %d-byte form, want at least %d", len(f), MinExactLen)
+		}
+	}
+}
+
+// TestExactEscapedForms: the escapes a careless function's URL or JSON
+// encoder produces still reveal the value.
+func TestExactEscapedForms(t *testing.T) {
+	secret := "p@ss/w0rd+key=value&x y"
+	s := New(Options{Exact: [][]byte{[]byte(secret)}, ExactOnly: true})
+	var all strings.Builder
+	for _, c := range []byte(secret) {
+		fmt.Fprintf(&all, `\u%04x`, c)
+	}
+	for name, body := range map[string]string{
+		"query escape": "https://x.example/?t=" + url.QueryEscape(secret),
+		"path escape":  "https://x.example/" + url.PathEscape(secret),
+		"json \\/":     `{"v":"` + strings.ReplaceAll(secret, "/", `\/`) + `"}`,
+		"json \\u00XX": `{"v":"` + all.String() + `"}`,
+	} {
+		if f := s.Scan([]byte(body)); len(f) == 0 {
+			t.Errorf("%s: the secret was not found", name)
 		}
 	}
 }

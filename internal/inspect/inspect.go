@@ -145,13 +145,20 @@ func (in *Inspector) Check(ctx context.Context, fn Function, mode string, o Orig
 		body  []byte
 		found []dlp.Finding
 	)
+	checked := secrets != nil || mode != ModeOff
 	switch {
 	case secrets != nil && headerHoldsSecret(secrets, a.Header):
 		found, mode = []dlp.Finding{{Kind: dlp.KindSecret, Count: 1}}, ModeBlock
 	case len(a.Body) == 0:
 		return nil
+	case checked && encoded(a.Header):
+		// A compressed or otherwise encoded body cannot be checked.
+		in.emit(fn, o, events.OutcomeDenied, "blocked: an encoded body cannot be checked", map[string]string{"content_encoding": a.Header.Get("Content-Encoding")})
+		return &Refusal{Status: http.StatusBadGateway, Detail: "the function's response has a Content-Encoding and cannot be checked"}
 	case Textual(a.Header.Get("Content-Type")):
 		body, found = scanner.Redact(a.Body)
+	case mode == ModeBlock:
+		found = scanner.Scan(a.Body) // binary, but block means any finding
 	case secrets == nil:
 		return nil
 	default:
@@ -200,10 +207,24 @@ func (in *Inspector) emit(fn Function, o Origin, outcome, reason string, labels 
 		Namespace: fn.Namespace, Function: fn.Name, Version: fn.Version})
 }
 
-// headerHoldsSecret reports whether a header value holds one of the exact
-// secret values s knows.
+// encoded reports whether the body carries a Content-Encoding other than
+// identity (gzip, br, ...), which no detector can see through.
+func encoded(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		if !strings.EqualFold(strings.TrimSpace(v), "identity") && strings.TrimSpace(v) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// headerHoldsSecret reports whether a header name or value holds one of
+// the exact secret values s knows.
 func headerHoldsSecret(s *dlp.Scanner, h http.Header) bool {
-	for _, vs := range h {
+	for k, vs := range h {
+		if s.ContainsFold([]byte(k)) { // names are canonicalized: any case
+			return true
+		}
 		for _, v := range vs {
 			if len(s.Scan([]byte(v))) > 0 {
 				return true

@@ -128,3 +128,40 @@ func TestTextual(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretInHeaderNameRefused(t *testing.T) {
+	in, _ := newInspector(t)
+	a := &Answer{Header: http.Header{http.CanonicalHeaderKey(secret): {"1"}}, Body: []byte("ok")}
+	if ref := in.Check(context.Background(), Function{Name: "fn", Secrets: secrets{}}, ModeOff, Origin{}, a); ref == nil {
+		t.Fatal("a secret in a header name passed")
+	}
+}
+
+// TestEncodedBodyRefused: gzip hides everything from the detectors, so an
+// answer with a Content-Encoding is refused wherever a check must run.
+func TestEncodedBodyRefused(t *testing.T) {
+	in, _ := newInspector(t)
+	for _, tc := range []struct {
+		fn   Function
+		mode string
+		want bool // refused
+	}{
+		{Function{Name: "fn", Secrets: secrets{}}, ModeOff, true},
+		{Function{Name: "fn"}, ModeRedact, true},
+		{Function{Name: "fn"}, ModeOff, false}, // nothing to check
+	} {
+		a := &Answer{Header: http.Header{"Content-Encoding": {"gzip"}, "Content-Type": {"application/json"}}, Body: []byte{0x1f, 0x8b, 1, 2}}
+		ref := in.Check(context.Background(), tc.fn, tc.mode, Origin{}, a)
+		if (ref != nil) != tc.want {
+			t.Errorf("gzip answer, secrets %v, mode %s: refusal %v, want refused %v", tc.fn.Secrets != nil, tc.mode, ref, tc.want)
+		}
+	}
+}
+
+func TestBlockModeChecksBinaryForPatterns(t *testing.T) {
+	in, _ := newInspector(t)
+	a := &Answer{Header: http.Header{"Content-Type": {"application/octet-stream"}}, Body: []byte("card 4111 1111 1111 1111")}
+	if ref := in.Check(context.Background(), Function{Name: "fn"}, ModeBlock, Origin{}, a); ref == nil || ref.Status != http.StatusBadGateway {
+		t.Fatalf("dlp block, binary body with a card: %v, want 502", ref)
+	}
+}

@@ -23,6 +23,7 @@ const leakValue = "leak-target-6c1d0e9f-MARKER-secret"
 // value in any of those encodings, or is refused at deploy with the reason
 // and an event.
 func TestDeployerCannotReadSecrets(t *testing.T) {
+	t.Parallel()
 	in := start(t, t.TempDir())
 	in.mustCLIStdin("deployer-pass-0123456789\n", "users", "add", "dev", "--role", "deployer", "--password-stdin")
 	tok := strings.TrimSpace(in.mustCLIStdin("deployer-pass-0123456789\n", "login", "--user", "dev", "--password-stdin"))
@@ -60,8 +61,8 @@ func TestDeployerCannotReadSecrets(t *testing.T) {
 				case "route":
 					resp := in.public("GET", q, nil, nil)
 					body, status = readBody(t, resp), resp.StatusCode
-				case "admin invoke":
-					out, errOut, code := asDev("invoke", "caps", "--method", "GET", "--path", q)
+				case "admin invoke": // as an admin: a deployer may not invoke a secret holder
+					out, errOut, code := in.cli("invoke", "caps", "--method", "GET", "--path", q)
 					body, status = out+errOut, 200
 					if code != 0 {
 						status = 502
@@ -78,6 +79,12 @@ func TestDeployerCannotReadSecrets(t *testing.T) {
 	}
 
 	t.Run("public route", func(t *testing.T) { check(t, "route") })
+	t.Run("admin invoke by a deployer is refused", func(t *testing.T) {
+		out, errOut, code := asDev("invoke", "caps", "--method", "GET", "--path", "/sdk/secret?name=API_TOKEN")
+		if code != 1 || !strings.Contains(errOut, "HTTP 403") || leaks(out+errOut) {
+			t.Fatalf("deployer invoking a function holding a secret: exit %d %s, want 403", code, errOut)
+		}
+	})
 	t.Run("admin invoke", func(t *testing.T) { check(t, "admin invoke") })
 
 	t.Run("dlp off by the deployer is refused", func(t *testing.T) {

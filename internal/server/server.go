@@ -176,6 +176,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	if err != nil {
 		return nil, err
 	}
+	adminLimit := admin.Limit{Limiter: limiter, Rule: perSecond(cfg.IPRate), IPv6Prefix: cfg.IPv6Prefix}
 	gw, err := gateway.New(gateway.Config{Routes: s.deploy, Events: s.events, Health: s.checks(), Keys: keys, Issuers: issuers, Limiter: limiter,
 		Inspector: inspector, IPRule: perSecond(cfg.IPRate), KeyRule: perSecond(cfg.KeyRate), IPv6Prefix: cfg.IPv6Prefix, Logger: log})
 	if err != nil {
@@ -188,7 +189,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 		log.Info("encrypted TOTP seeds stored before encryption", "count", n)
 	}
 	api, err := admin.New(admin.Config{Deploy: s.deploy, Store: s.store, Auth: &auth.Admin{Store: s.store}, Keys: keys, Issuers: issuers,
-		Users: users, Events: s.events, Flusher: flusher{s.events, s.rec}, Health: s.checks(), Logger: log, Vault: s.vault, Capabilities: s.caps, MasterKeys: s.keys, Inspector: inspector})
+		Users: users, Events: s.events, Flusher: flusher{s.events, s.rec}, Health: s.checks(), Limit: adminLimit, Logger: log, Vault: s.vault, Capabilities: s.caps, MasterKeys: s.keys, Inspector: inspector})
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +220,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	refused := func(listener string) func(ip, key string) {
 		return func(ip, key string) {
 			if throttle.First(listener+key, time.Now()) {
-				s.events.Emit(events.Event{Type: events.TypeLimitConnections, Outcome: events.OutcomeDenied, SourceIP: ip,
+				// Runs in the accept loop: never wait there. A refused
+				// TryEmit is counted by the pipeline.
+				s.events.TryEmit(events.Event{Type: events.TypeLimitConnections, Outcome: events.OutcomeDenied, SourceIP: ip,
 					Reason: fmt.Sprintf("more than %d connections from one address on the %s listener (further refusals this minute are not logged)", cfg.MaxConnsPerIP, listener)})
 			}
 		}
@@ -418,15 +421,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}()
 		}
 		errs := []error{<-errc, <-errc}
-		fctx, cancel := context.WithTimeout(context.Background(), s.cfg.FlushTimeout)
-		defer cancel()
-		// Handlers still running after a forced close finish their
-		// events before the recorder closes.
-		if err := s.handlers.wait(fctx); err != nil {
+		// Handlers still running after a forced close (their contexts
+		// ended, so their invocations stop) finish their events before
+		// the recorder closes; this wait has its own bound.
+		wctx, wcancel := context.WithTimeout(context.Background(), s.cfg.FlushTimeout)
+		if err := s.handlers.wait(wctx); err != nil {
 			errs = append(errs, fmt.Errorf("requests still running at shutdown: %w", err))
 		}
+		wcancel()
 		s.cancel()
 		s.bg.Wait()
+		// The flush starts its own deadline only now.
+		fctx, cancel := context.WithTimeout(context.Background(), s.cfg.FlushTimeout)
+		defer cancel()
 		errs = append(errs, s.closeBackends(fctx))
 		s.shutdownErr = errors.Join(errs...)
 	})
