@@ -545,42 +545,33 @@ func secretHolderChanges(prev *Active, m *manifest.Manifest, artifactDigest stri
 // Relaxed lists how next protects the function less than prev: per route
 // (matched by pattern), authentication changed from a method to another or
 // to none, required scopes dropped, dlp weakened (block > redact > off), the
-// schema removed, the rate limit raised or removed; a route new to the
-// function that needs no authentication or turns dlp off; and the WAF
-// weakened (mode block > detect > off, or a lower paranoia level).
+// schema removed, the rate limit raised, removed or keyed differently; a
+// route new to the function compared with every route next removes (a
+// renamed route must be as strict as the one it replaces) and, when none
+// is removed, refused with auth none or dlp off; and the WAF weakened
+// (mode block > detect > off, or a lower paranoia level).
 func Relaxed(prev, next *manifest.Manifest) []string {
 	var out []string
+	var removed []manifest.Route
+	for _, p := range prev.HTTP {
+		if findRoute(next.HTTP, p.Pattern) == nil {
+			removed = append(removed, p)
+		}
+	}
 	for _, n := range next.HTTP {
-		p := findRoute(prev.HTTP, n.Pattern)
 		q := fmt.Sprintf("route %q: ", n.Pattern)
-		if p == nil {
-			if n.Auth == manifest.AuthNone {
-				out = append(out, q+"a new route without authentication")
-			}
-			if n.DLP == "off" {
-				out = append(out, q+"a new route with dlp off")
-			}
+		if p := findRoute(prev.HTTP, n.Pattern); p != nil {
+			out = append(out, routeRelaxed(q, *p, n)...)
 			continue
 		}
-		if p.Auth != manifest.AuthNone && (n.Auth != p.Auth || n.Issuer != p.Issuer) {
-			out = append(out, q+"auth "+authName(*p)+" → "+authName(n))
+		for _, p := range removed {
+			out = append(out, routeRelaxed(fmt.Sprintf("route %q (replacing %q): ", n.Pattern, p.Pattern), p, n)...)
 		}
-		for _, sc := range p.Scopes {
-			if !slices.Contains(n.Scopes, sc) {
-				out = append(out, q+"scope "+sc+" no longer required")
-			}
+		if n.Auth == manifest.AuthNone {
+			out = append(out, q+"a new route without authentication")
 		}
-		if dlpRank[n.DLP] < dlpRank[p.DLP] {
-			out = append(out, q+"dlp "+p.DLP+" → "+n.DLP)
-		}
-		if p.Schema != "" && n.Schema == "" {
-			out = append(out, q+"schema removed")
-		}
-		switch {
-		case p.RateLimit != nil && n.RateLimit == nil:
-			out = append(out, q+"rate limit removed")
-		case p.RateLimit != nil && rateRaised(*p.RateLimit, *n.RateLimit):
-			out = append(out, q+"rate limit raised")
+		if n.DLP == "off" {
+			out = append(out, q+"a new route with dlp off")
 		}
 	}
 	if wafRank[next.WAF.Mode] < wafRank[prev.WAF.Mode] {
@@ -588,6 +579,35 @@ func Relaxed(prev, next *manifest.Manifest) []string {
 	}
 	if next.WAF.Paranoia < prev.WAF.Paranoia && wafRank[next.WAF.Mode] > 0 {
 		out = append(out, fmt.Sprintf("waf paranoia %d → %d", prev.WAF.Paranoia, next.WAF.Paranoia))
+	}
+	return slices.Compact(out)
+}
+
+// routeRelaxed lists how route n protects less than route p; each entry
+// starts with q.
+func routeRelaxed(q string, p, n manifest.Route) []string {
+	var out []string
+	if p.Auth != manifest.AuthNone && (n.Auth != p.Auth || n.Issuer != p.Issuer) {
+		out = append(out, q+"auth "+authName(p)+" → "+authName(n))
+	}
+	for _, sc := range p.Scopes {
+		if !slices.Contains(n.Scopes, sc) {
+			out = append(out, q+"scope "+sc+" no longer required")
+		}
+	}
+	if dlpRank[n.DLP] < dlpRank[p.DLP] {
+		out = append(out, q+"dlp "+p.DLP+" → "+n.DLP)
+	}
+	if p.Schema != "" && n.Schema == "" {
+		out = append(out, q+"schema removed")
+	}
+	switch {
+	case p.RateLimit != nil && n.RateLimit == nil:
+		out = append(out, q+"rate limit removed")
+	case p.RateLimit != nil && rateRaised(*p.RateLimit, *n.RateLimit):
+		out = append(out, q+"rate limit raised")
+	case p.RateLimit != nil && n.RateLimit.By != p.RateLimit.By:
+		out = append(out, q+"rate limit keyed by "+n.RateLimit.By+" instead of "+p.RateLimit.By)
 	}
 	return out
 }

@@ -195,6 +195,9 @@ func TestRelaxed(t *testing.T) {
 		{"new route with dlp off", r("http:\n", "http:\n  - route: \"GET /x\"\n    dlp: off\n"), "a new route with dlp off"},
 		{"new authenticated route", r("http:\n", "http:\n  - route: \"GET /x\"\n"), ""},
 		{"waf detect", r("abi: wagi\n", "abi: wagi\nwaf: {mode: detect}\n"), "waf block → detect"},
+		{"renamed route weaker", r("GET /fn\"\n    auth: apikey\n    scopes: [fn:read]", "/fn\"\n    auth: mtls"), `route "/fn" (replacing "GET /fn"): auth apikey → mtls`},
+		{"renamed route as strict", r("GET /fn", "GET /fn/"), ""},
+		{"rate limit keyed by ip", r("rate: 10/s, burst: 20", "rate: 10/s, burst: 20, by: ip"), "keyed by ip"},
 		{"waf paranoia up", r("abi: wagi\n", "abi: wagi\nwaf: {paranoia: 2}\n"), ""},
 	}
 	prev := mustParse(t, baseManifest)
