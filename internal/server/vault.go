@@ -97,15 +97,13 @@ func (s *Server) sweepOnce(ctx context.Context) {
 }
 
 // pruneEvents applies event retention: by age per class, then by total
-// size. Each pruning is itself an event (counts and id ranges per class):
-// content goes, the record that it went stays.
+// size. The store writes each pruning's events.prune record (counts and id
+// ranges per class) in the transaction that deletes: content goes, the
+// record that it went stays.
 func (s *Server) pruneEvents(ctx context.Context) {
 	p := store.PrunePolicy{RequestMaxAge: s.cfg.EventsRetention, AuditMaxAge: s.cfg.EventsAuditRetention, MaxBytes: s.cfg.EventsMaxBytes}
 	res, err := s.store.PruneEvents(ctx, p)
 	if err != nil && ctx.Err() == nil {
-		s.log.Error("event retention failed", "err", err)
-	}
-	if res.Deleted() > 0 { // committed batches stand even after an error
-		s.events.Emit(res.Event(p))
+		s.log.Error("event retention failed", "err", err, "deleted", res.Deleted())
 	}
 }

@@ -243,10 +243,15 @@ type PrunePolicy struct {
 	RequestMaxAge time.Duration
 	// AuditMaxAge: the same for audit-class events.
 	AuditMaxAge time.Duration
-	// MaxBytes bounds the total size of the stored events (EventsSize).
-	// While it is over, the oldest request-class events (by Time, then ID)
-	// are deleted; audit-class events, oldest first, only once no
-	// request-class event is left.
+	// MaxBytes bounds the total size of the stored events (EventsSize),
+	// events.prune records included. While it is over, the oldest
+	// request-class events (by Time, then ID) are deleted, all but a few
+	// whose bytes would not outweigh the record of their deletion; then the
+	// oldest audit-class events, and when RequestMaxAge is set only those
+	// more than RequestMaxAge before Now, so that a flood of new events
+	// cannot push out a recent audit trail. events.prune records are never
+	// deleted for size, only by AuditMaxAge. The bound is therefore best
+	// effort: the total may stay above it (see EventRetention).
 	MaxBytes int64
 	// BatchSize is the number of rows deleted per transaction at most;
 	// zero means DefaultPruneBatch.
@@ -289,22 +294,25 @@ func (p *Pruned) Add(q Pruned) {
 }
 
 // PruneResult is what one PruneEvents call deleted. Within a class the
-// deleted ids need not be contiguous: FirstID and LastID bound them.
+// deleted ids need not be contiguous: FirstID and LastID bound them. The
+// events.prune records the call wrote are not counted as deleted.
 type PruneResult struct {
 	Request Pruned // request-class events deleted
 	Audit   Pruned // audit-class events deleted
-	Batches int    // transactions that deleted rows
-	Size    int64  // EventsSize after pruning
+	Batches int    // transactions that deleted rows; each wrote one events.prune record
+	Size    int64  // EventsSize after pruning, the records written included
 }
 
 // Deleted returns the number of events deleted.
 func (r PruneResult) Deleted() int64 { return r.Request.Events + r.Audit.Events }
 
 // Event returns the events.prune event recording r under policy p: the
-// counts, bytes and id bounds per class and the policy, never the deleted
-// events' contents. The caller emits it (whenever Deleted() > 0, also when
-// PruneEvents returned an error after deleting some), so the record of a
-// pruning outlives the content it removed.
+// counts, bytes and id bounds per class, r.Batches, r.Size (label
+// prune.size_after) and the policy, never the deleted events' contents,
+// with a zero Time. Backends call it for the record of each batch (see
+// EventRetention), with Batches 1 and Size the total left by the batch's
+// deletion before its record is added; callers of PruneEvents do not emit
+// it, or the pruning would be recorded twice.
 func (r PruneResult) Event(p PrunePolicy) events.Event {
 	labels := map[string]string{
 		"prune.batches":      strconv.Itoa(r.Batches),
@@ -330,6 +338,19 @@ func (r PruneResult) Event(p PrunePolicy) events.Event {
 // EventRetention bounds the event log by age and size.
 //
 // # Notes
+//   - Every batch that deletes stores, in the same transaction, one
+//     events.prune record (audit class; PruneResult.Event of that batch,
+//     Time the policy's Now, or the current time when that is zero):
+//     either the content goes and the record that it went stays, or
+//     neither happens. Callers do not emit records.
+//   - events.prune records go only by AuditMaxAge, never for size. A size
+//     bound batch counts its own record: it deletes enough rows to bring
+//     the total, record included, to MaxBytes, and nothing when its rows
+//     would not free more than the record adds, so pruning for size never
+//     grows the log and always ends. The total may stay above MaxBytes when
+//     records and audit events too recent to delete (see
+//     PrunePolicy.MaxBytes) exceed it.
+//   - A PruneEvents call never deletes the records it wrote itself.
 //   - Event ids are never given again after their events are pruned, so a
 //     hash-chained log built over ids (leaf hashes kept, content pruned)
 //     stays consistent.
@@ -340,8 +361,9 @@ func (r PruneResult) Event(p PrunePolicy) events.Event {
 type EventRetention interface {
 	// PruneEvents deletes the events policy selects, in transactions of
 	// at most policy.BatchSize rows so that other writers wait at most one
-	// batch. If ctx ends or a batch fails, it returns what the committed
-	// batches deleted and the error.
+	// batch, each with its events.prune record. If ctx ends or a batch
+	// fails (its record included), that batch deletes nothing, and it
+	// returns what the committed batches deleted and the error.
 	PruneEvents(ctx context.Context, policy PrunePolicy) (PruneResult, error)
 	// EventsSize returns the total size of the stored events, without a
 	// scan.

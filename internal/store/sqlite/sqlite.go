@@ -606,36 +606,7 @@ func (db *DB) AppendEvents(ctx context.Context, evs []events.Event) error {
 	ids := make([]int64, len(evs))
 	times := make([]time.Time, len(evs))
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx,
-			`INSERT INTO events (time, type, outcome, namespace, function, request_id, body, class, size)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		var totals classTotals
-		for i := range evs {
-			e := evs[i]
-			e.ID = 0
-			e.Time = fromNanos(db.nanos(e.Time))
-			body, err := json.Marshal(e)
-			if err != nil {
-				return fmt.Errorf("encode event %d: %w", i, err)
-			}
-			class, size := events.ClassOf(e.Type), eventSize(e, body)
-			res, err := stmt.ExecContext(ctx, e.Time.UnixNano(), e.Type, e.Outcome, e.Namespace, e.Function,
-				e.RequestID, string(body), string(class), size)
-			if err != nil {
-				return err
-			}
-			// The transaction owns the connection: this is the id of our row.
-			if ids[i], err = res.LastInsertId(); err != nil {
-				return err
-			}
-			times[i] = e.Time
-			totals.add(class, 1, size)
-		}
-		return totals.apply(ctx, tx)
+		return db.insertEvents(ctx, tx, evs, ids, times)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: append %d events: %w", len(evs), err)
@@ -644,6 +615,41 @@ func (db *DB) AppendEvents(ctx context.Context, evs []events.Event) error {
 		evs[i].ID, evs[i].Time = ids[i], times[i]
 	}
 	return nil
+}
+
+// insertEvents stores evs in tx, setting ids[i] and times[i] to what each
+// row got.
+func (db *DB) insertEvents(ctx context.Context, tx *sql.Tx, evs []events.Event, ids []int64, times []time.Time) error {
+	stmt, err := tx.PrepareContext(ctx,
+		`INSERT INTO events (time, type, outcome, namespace, function, request_id, body, class, size)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	var totals classTotals
+	for i := range evs {
+		e := evs[i]
+		e.ID = 0
+		e.Time = fromNanos(db.nanos(e.Time))
+		body, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode event %d: %w", i, err)
+		}
+		class, size := events.ClassOf(e.Type), eventSize(e, body)
+		res, err := stmt.ExecContext(ctx, e.Time.UnixNano(), e.Type, e.Outcome, e.Namespace, e.Function,
+			e.RequestID, string(body), string(class), size)
+		if err != nil {
+			return err
+		}
+		// The transaction owns the connection: this is the id of our row.
+		if ids[i], err = res.LastInsertId(); err != nil {
+			return err
+		}
+		times[i] = e.Time
+		totals.add(class, 1, size)
+	}
+	return totals.apply(ctx, tx)
 }
 
 // QueryEvents implements store.Events.
