@@ -117,6 +117,20 @@ func step(s bucketState, found bool, now int64, p params) (Decision, bucketState
 	return d, s
 }
 
+// nearlyFull reports whether s, refilled to now, holds at least one token
+// and lacks at most one: forgetting it gives its client at most one
+// request more, and never to a client being limited (it has a token).
+func (s *bucketState) nearlyFull(now int64, p params) bool {
+	if s.per != p.per {
+		return false
+	}
+	level := s.level
+	if now > s.last {
+		level = min(p.cap, level+(now-s.last)*p.rate)
+	}
+	return level >= p.per && level >= p.cap-p.per
+}
+
 // full reports whether s has refilled completely by now, that is whether
 // forgetting it changes no future decision.
 func (s *bucketState) full(now int64, p params) bool {

@@ -32,8 +32,11 @@ type MemoryOptions struct {
 //
 //   - A new key in a shard at its bound takes the place of the full buckets
 //     found in a small sample of the shard (all of them are dropped). When
-//     the sample holds none, the whole shard is swept for full buckets, at
-//     most once per sweepGap (of the limiter's clock) per shard.
+//     the sample holds none, a sampled bucket that holds a token and lacks
+//     at most one is dropped instead: its client gains at most one request,
+//     and a client being limited holds no token, so it keeps its bucket.
+//     Failing that, the whole shard is swept for full buckets, at most once
+//     per sweepGap (of the limiter's clock) per shard.
 //   - When neither frees a place, every bucket held has state worth keeping,
 //     and the new key is not given one: it is decided by the overflow bucket
 //     of its Rule, one shared by every key that found no place. Keys that
@@ -150,14 +153,24 @@ func (m *Memory) Allow(_ context.Context, key string, rule Rule) (Decision, erro
 // nil). Called with sh.mu held.
 func (sh *memShard) makeRoom(now int64) (reuse *memBucket, room bool) {
 	seen := 0
+	near := ""
 	for k, b := range sh.buckets {
 		if b.s.full(now, b.p) {
 			delete(sh.buckets, k)
 			reuse = b
+		} else if near == "" && b.s.nearlyFull(now, b.p) {
+			near = k
 		}
 		if seen++; seen >= evictSample {
 			break
 		}
+	}
+	if reuse == nil && near != "" {
+		// No full bucket in the sample: one a token short of full costs
+		// its client at most one request, and keeps newcomers out of the
+		// shared overflow bucket.
+		reuse = sh.buckets[near]
+		delete(sh.buckets, near)
 	}
 	if reuse == nil && (!sh.swept || now-sh.lastSweep >= sweepGap) {
 		sh.lastSweep, sh.swept = now, true

@@ -44,7 +44,9 @@ func TestMemoryBoundsKeys(t *testing.T) {
 		t.Run(fmt.Sprint(maxKeys), func(t *testing.T) {
 			clock := newFakeClock()
 			m := NewMemory(MemoryOptions{Now: clock.Now, MaxKeys: maxKeys})
-			r := Rule{Rate: 1, Per: time.Hour, Burst: 2} // nothing refills: no bucket becomes full
+			// Nothing refills, and one request empties a bucket: no bucket
+			// becomes full or nearly full (a token short), so none may go.
+			r := Rule{Rate: 1, Per: time.Hour, Burst: 1}
 			allowed := 0
 			for i := range 3 * maxKeys {
 				d, err := m.Allow(context.Background(), fmt.Sprintf("ip-%d", i), r)
@@ -108,8 +110,10 @@ func TestMemoryFloodCannotResetLimitedClient(t *testing.T) {
 			if n := m.len(); n > maxKeys {
 				t.Errorf("len = %d, want at most %d", n, maxKeys)
 			}
-			if limit := maxKeys + r.Burst; flood > limit {
-				t.Errorf("the flood got %d requests through, want at most %d (the places plus one overflow burst)", flood, limit)
+			// Each new key gets at most what it would with unbounded
+			// memory: its own burst.
+			if limit := 5 * maxKeys * r.Burst; flood > limit {
+				t.Errorf("the flood got %d requests through, want at most %d", flood, limit)
 			}
 			// Once the buckets refill they may go, and new keys get places.
 			clock.Advance(2 * time.Second)
@@ -195,5 +199,33 @@ func TestMemoryDefaults(t *testing.T) {
 	}
 	if d, err := m.Allow(context.Background(), "k", r); err != nil || d.Allowed || d.RetryAfter <= 59*time.Minute {
 		t.Fatalf("second Allow on the real clock = %+v, %v; want denied for about an hour", d, err)
+	}
+}
+
+// TestMemoryNewcomersNotSqueezed: when the limiter is full of buckets that
+// are each a token short of full (a crowd of one-request clients), a new
+// client still gets its own bucket and its whole burst, not a share of the
+// overflow bucket; a client being limited keeps its bucket.
+func TestMemoryNewcomersNotSqueezed(t *testing.T) {
+	clock := newFakeClock()
+	m := NewMemory(MemoryOptions{Now: clock.Now, MaxKeys: 256})
+	ctx := context.Background()
+	r := Rule{Rate: 1, Per: time.Minute, Burst: 5}
+	for range r.Burst {
+		m.Allow(ctx, "ip:limited", r)
+	}
+	for i := range 2000 {
+		m.Allow(ctx, fmt.Sprintf("ip:crowd-%d", i), r)
+	}
+	for i := range 50 {
+		key := fmt.Sprintf("ip:newcomer-%d", i)
+		for j := range r.Burst {
+			if d, _ := m.Allow(ctx, key, r); !d.Allowed {
+				t.Fatalf("newcomer %d request %d = %+v, want its own burst", i, j, d)
+			}
+		}
+	}
+	if d, _ := m.Allow(ctx, "ip:limited", r); d.Allowed {
+		t.Fatalf("a limited client was reset by the crowd: %+v", d)
 	}
 }
