@@ -37,9 +37,13 @@ check:
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/... ./examples/...
 	$(GO) test -count=1 ./internal/archtest/
 
-# End-to-end figures (ratios against a bare net/http baseline measured in the
-# same run), then the hot paths' testing.B benchmarks.
+# End-to-end figures: bin/warden server started as users start it, driven by
+# wrk (installed from the distribution's package when missing), each figure a
+# ratio against a bare net/http process measured in the same run; a run with
+# any answer outside 2xx or a socket error prints no figure and fails. Then
+# the hot paths' testing.B benchmarks.
 bench: build
+	@scripts/ensure-wrk.sh
 	$(GO) run ./cmd/warden-bench
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/sandbox ./internal/router ./internal/auth ./internal/events ./internal/manifest ./internal/jwtauth ./internal/ratelimit ./internal/dlp ./internal/validate ./internal/capability ./internal/secrets ./internal/egress
 

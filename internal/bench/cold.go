@@ -76,9 +76,9 @@ func (r *runner) coldStarts() error {
 		cached = append(cached, d)
 	}
 	size := fmt.Sprintf("%.1f MB module", float64(len(wasm))/1e6)
-	r.add("cold start, uncached compile (median of 3), "+size, median(uncached).Round(time.Millisecond).String(), "", "", "")
-	r.add("cold start, compilation cache hit (median of 5)", median(cached).Round(100*time.Microsecond).String(), "", "",
-		verdict("< 60ms", median(cached) < 60*time.Millisecond))
+	r.note("cold start, uncached compile (median of 3), "+size, median(uncached).Round(time.Millisecond).String(), "")
+	r.note("cold start, compilation cache hit (median of 5)", median(cached).Round(100*time.Microsecond).String(),
+		"< 60ms: "+verdict(median(cached) < 60*time.Millisecond))
 
 	// A new instance of an already loaded module: concurrency forces the
 	// pool to grow, and each first call pays instantiation.
@@ -100,7 +100,7 @@ func (r *runner) coldStarts() error {
 		}
 		inst = append(inst, time.Since(t0))
 	}
-	r.add("instance creation + first call, module loaded (median of 20)", median(inst).Round(10*time.Microsecond).String(), "", "", "")
+	r.note("instance creation + first call, module loaded (median of 20)", median(inst).Round(10*time.Microsecond).String(), "")
 	return nil
 }
 
@@ -152,9 +152,9 @@ func (r *runner) memory(n int) error {
 	if err := json.Unmarshal(out, &m); err != nil {
 		return fmt.Errorf("memchild output %q: %w", out, err)
 	}
-	r.add(fmt.Sprintf("RSS, %d functions deployed, none run", n), mb(m.Idle), "", "", verdict("< 300 MB", m.Idle < 300<<20))
-	r.add(fmt.Sprintf("RSS, right after %d of them ran once", invoked), mb(m.Peak), "", "", "")
-	r.add(fmt.Sprintf("RSS, after idle eviction (%d modules left loaded)", m.LoadedAfter), mb(m.Evicted), "", "", verdict("< 300 MB", m.Evicted < 300<<20))
+	r.note(fmt.Sprintf("RSS, %d functions deployed, none run", n), mb(m.Idle), "< 300 MB: "+verdict(m.Idle < 300<<20))
+	r.note(fmt.Sprintf("RSS, right after %d of them ran once", invoked), mb(m.Peak), "")
+	r.note(fmt.Sprintf("RSS, after idle eviction (%d modules left loaded)", m.LoadedAfter), mb(m.Evicted), "< 300 MB: "+verdict(m.Evicted < 300<<20))
 	return nil
 }
 

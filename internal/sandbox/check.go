@@ -54,9 +54,23 @@ func (e *Engine) Check(ctx context.Context, abi manifest.ABI, wasm []byte) error
 	if !validABI(abi) {
 		return fmt.Errorf("unknown abi %q (want %q or %q)", abi, manifest.ABIReactor, manifest.ABIWagi)
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, e.runtimeConfig(0))
+	c, err := prepare(wasm)
+	if err != nil {
+		return err
+	}
+	// Compile what the function will run, so that the cache holds it.
+	rt := wazero.NewRuntimeWithConfig(ctx, e.runtimeConfig(0, c.metered))
 	defer rt.Close(context.WithoutCancel(ctx))
-	compiled, err := rt.CompileModule(ctx, wasm)
+	compiled, err := rt.CompileModule(ctx, c.wasm)
+	if err != nil && c.metered {
+		// Report what is wrong with the deployer's module, in its own
+		// function numbering, not the instrumented one's.
+		ort := wazero.NewRuntimeWithConfig(ctx, e.runtimeConfig(0, false))
+		defer ort.Close(context.WithoutCancel(ctx))
+		if _, oerr := ort.CompileModule(ctx, wasm); oerr != nil {
+			err = oerr
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("module does not compile: %w", err)
 	}
@@ -89,6 +103,9 @@ func (e *Engine) Check(ctx context.Context, abi manifest.ABI, wasm []byte) error
 	for _, def := range compiled.ImportedFunctions() {
 		mod, name, _ := def.Import()
 		var params, results []api.ValueType
+		if c.metered && mod == fuelModule {
+			continue // added by prepare
+		}
 		if mod == HostModule {
 			h := lookupHostFunc(name)
 			params, results = h.params, h.results

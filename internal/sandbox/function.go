@@ -74,6 +74,7 @@ type Function struct {
 	sem  chan struct{}
 	log  []slog.Attr
 	seen secretSet // secret values its guests read: redacted from their output
+	halt halt      // set by terminate: metered guests trap at their next yield
 
 	loadMu sync.Mutex // serializes loading so a module compiles once
 
@@ -90,6 +91,7 @@ type Function struct {
 type module struct {
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
+	metered  bool        // compiled from fuel-instrumented code (meter.go)
 	idle     []*instance // oldest first; guarded by Function.mu
 	leases   int         // invocations using rt; guarded by Function.mu
 	// tokens holds one token per instance that may still be created: the
@@ -276,14 +278,18 @@ func (f *Function) newModule(ctx context.Context) (*module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-	// Compile without the invocation's deadline: a compile that fills the
-	// cache is worth finishing.
-	cctx := context.WithoutCancel(ctx)
-	rt, err := f.e.newRuntime(cctx, f.memoryPages())
+	c, err := prepare(wasm)
 	if err != nil {
 		return nil, err
 	}
-	compiled, err := rt.CompileModule(cctx, wasm)
+	// Compile without the invocation's deadline: a compile that fills the
+	// cache is worth finishing.
+	cctx := context.WithoutCancel(ctx)
+	rt, err := f.e.newRuntime(cctx, f.memoryPages(), c.metered)
+	if err != nil {
+		return nil, err
+	}
+	compiled, err := rt.CompileModule(cctx, c.wasm)
 	if err != nil {
 		_ = rt.Close(cctx)
 		return nil, fmt.Errorf("compile: %w", err)
@@ -296,7 +302,7 @@ func (f *Function) newModule(ctx context.Context) (*module, error) {
 	if f.spec.PoolSize > 0 {
 		size = f.spec.PoolSize
 	}
-	m := &module{rt: rt, compiled: compiled,
+	m := &module{rt: rt, compiled: compiled, metered: c.metered,
 		tokens: make(chan struct{}, size), freed: make(chan struct{}, size)}
 	for range size {
 		m.tokens <- struct{}{}
@@ -333,7 +339,7 @@ func (f *Function) Invoke(ctx context.Context, req *Request) (*Response, error) 
 
 	ctx, cancel := context.WithTimeoutCause(ctx, f.lim.Timeout, errTimeout)
 	defer cancel()
-	cs := &callState{inv: f.inv, logger: f.e.cfg.Logger, host: f.spec.Host, seen: &f.seen}
+	cs := &callState{inv: f.inv, logger: f.e.cfg.Logger, host: f.spec.Host, seen: &f.seen, halt: &f.halt}
 	cs.inv.RequestID = req.RequestID
 	ctx = context.WithValue(ctx, callStateKey{}, cs)
 
@@ -548,12 +554,15 @@ func (f *Function) Close() {
 }
 
 // terminate stops running guests of f (Engine.Close past its deadline). The
-// invocations return errors and Close proceeds.
+// invocations return errors and Close proceeds. Metered guests trap at their
+// next yield; their runtime is not closed under them (closing frees guest
+// memory that code without wazero's checks may still be using).
 func (f *Function) terminate() {
+	f.halt.Store(true)
 	f.mu.Lock()
 	m := f.mod
 	f.mu.Unlock()
-	if m != nil {
+	if m != nil && !m.metered {
 		_ = m.rt.CloseWithExitCode(context.Background(), 1)
 	}
 }

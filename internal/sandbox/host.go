@@ -46,6 +46,7 @@ type callState struct {
 	logDroppd int        // lines dropped because the budget was spent
 	host      Host       // Spec.Host; nil = every capability call is denied
 	seen      *secretSet // secret values read by this function version, redacted from its output
+	halt      *halt      // Function.halt: metered code traps at its next yield once set
 	capCalls  int        // capability calls made by this invocation (MaxCapCalls)
 	// pending is the result of the last capability call when it did not fit
 	// the guest's buffer, until result_take copies it or the next

@@ -117,10 +117,19 @@ func decodeResponse(view []byte, maxBody int64) (*Response, *Error) {
 	if n > maxRespHeaders {
 		return bad(fmt.Errorf("%d headers, at most %d allowed", n, maxRespHeaders))
 	}
-	resp := &Response{Status: int(status), Header: make(http.Header, n)}
+	// Validate first, noting where each name and value is; then copy the
+	// whole header block once and cut the strings from it, so a response
+	// costs a few allocations, not three per header.
+	type span struct{ name, value [2]int }
+	var spansBuf [16]span
+	spans := spansBuf[:0]
+	hdrStart := len(view) - len(r.b)
 	hdrBytes := 0
 	for range n {
-		name, value := r.bytes(), r.bytes()
+		nameAt := len(view) - len(r.b) + 4
+		name := r.bytes()
+		valueAt := len(view) - len(r.b) + 4
+		value := r.bytes()
 		if r.err != nil {
 			return bad(r.err)
 		}
@@ -131,8 +140,21 @@ func decodeResponse(view []byte, maxBody int64) (*Response, *Error) {
 		if !validHeaderName(name) || !validHeaderValue(value) {
 			return bad(fmt.Errorf("invalid header %q", name))
 		}
-		k := http.CanonicalHeaderKey(string(name))
-		resp.Header[k] = append(resp.Header[k], string(value))
+		spans = append(spans, span{[2]int{nameAt - hdrStart, nameAt - hdrStart + len(name)}, [2]int{valueAt - hdrStart, valueAt - hdrStart + len(value)}})
+	}
+	resp := &Response{Status: int(status), Header: make(http.Header, n)}
+	if n > 0 {
+		block := string(view[hdrStart : len(view)-len(r.b)])
+		values := make([]string, len(spans))
+		for i, sp := range spans {
+			k := http.CanonicalHeaderKey(block[sp.name[0]:sp.name[1]]) // no copy when already canonical
+			values[i] = block[sp.value[0]:sp.value[1]]
+			if prev, ok := resp.Header[k]; ok {
+				resp.Header[k] = append(prev, values[i])
+			} else {
+				resp.Header[k] = values[i : i+1 : i+1]
+			}
+		}
 	}
 	bodyLen := r.u32()
 	if r.err != nil {

@@ -16,10 +16,13 @@
 //   - Lock order: Engine.mu before Function.mu; Function.loadMu before
 //     Function.mu. No lock is held while guest code runs or while a module
 //     compiles.
-//   - Every runtime is created with WithCloseOnContextDone(true). This is
-//     also what makes compiled code share the cache safely: wazero compiles
-//     termination checks into the code, so a runtime without them must never
-//     fill the cache the others read.
+//   - Guest code always stops when its invocation ends. A module is
+//     instrumented with fuel checks (package fuel, meter.go) and runs in a
+//     runtime without wazero's termination checks; a module fuel cannot
+//     instrument runs in a runtime WithCloseOnContextDone(true). Both share
+//     the compilation cache, which is safe because they never compile the
+//     same bytes: instrumented code imports a module that no code compiled
+//     as it is may import (meter.go).
 package sandbox
 
 import (
@@ -123,11 +126,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// runtimeConfig is the one place runtimes are configured (see package Notes).
-func (e *Engine) runtimeConfig(memoryPages uint32) wazero.RuntimeConfig {
+// runtimeConfig is the one place runtimes are configured (see package
+// Notes): metered code runs without wazero's termination checks, any other
+// code with them.
+func (e *Engine) runtimeConfig(memoryPages uint32, metered bool) wazero.RuntimeConfig {
 	c := wazero.NewRuntimeConfig().
 		WithCompilationCache(e.cache).
-		WithCloseOnContextDone(true).
+		WithCloseOnContextDone(!metered).
 		WithDebugInfoEnabled(false)
 	if memoryPages > 0 {
 		c = c.WithMemoryLimitPages(memoryPages)
@@ -135,9 +140,10 @@ func (e *Engine) runtimeConfig(memoryPages uint32) wazero.RuntimeConfig {
 	return c
 }
 
-// newRuntime returns a runtime with the host modules a guest may import.
-func (e *Engine) newRuntime(ctx context.Context, memoryPages uint32) (wazero.Runtime, error) {
-	rt := wazero.NewRuntimeWithConfig(ctx, e.runtimeConfig(memoryPages))
+// newRuntime returns a runtime with the host modules a guest may import
+// (and, for metered code, the fuel module).
+func (e *Engine) newRuntime(ctx context.Context, memoryPages uint32, metered bool) (wazero.Runtime, error) {
+	rt := wazero.NewRuntimeWithConfig(ctx, e.runtimeConfig(memoryPages, metered))
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("instantiate wasi: %w", err)
@@ -145,6 +151,12 @@ func (e *Engine) newRuntime(ctx context.Context, memoryPages uint32) (wazero.Run
 	if err := instantiateHostModule(ctx, rt); err != nil {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("instantiate host module: %w", err)
+	}
+	if metered {
+		if err := instantiateFuelModule(ctx, rt); err != nil {
+			_ = rt.Close(ctx)
+			return nil, fmt.Errorf("instantiate fuel module: %w", err)
+		}
 	}
 	return rt, nil
 }

@@ -37,7 +37,7 @@ func (r *reader) u32() uint32 {
 }
 
 // str is written to be inlined: every call that Go compiled to wasm makes
-// costs a loop back-edge, and so a termination check in the sandbox.
+// enters a loop, and so a fuel check in the sandbox.
 func (r *reader) str() string {
 	s := r.s
 	if len(s) < 4 {
