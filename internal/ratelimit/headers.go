@@ -12,12 +12,29 @@ import (
 // at least 1, so a client never retries at once). Negative values count as 0.
 // Existing values of these headers are replaced; others are untouched.
 func SetHeaders(h http.Header, d Decision) {
-	h.Set("RateLimit-Limit", strconv.Itoa(max(d.Limit, 0)))
-	h.Set("RateLimit-Remaining", strconv.Itoa(max(d.Remaining, 0)))
-	h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(d.Reset), 10))
+	// Canonical keys assigned directly: this runs on every admitted
+	// request, and Header.Set would canonicalize each name again.
+	h["Ratelimit-Limit"] = []string{smallItoa(int64(max(d.Limit, 0)))}
+	h["Ratelimit-Remaining"] = []string{smallItoa(int64(max(d.Remaining, 0)))}
+	h["Ratelimit-Reset"] = []string{smallItoa(ceilSeconds(d.Reset))}
 	if !d.Allowed {
-		h.Set("Retry-After", strconv.FormatInt(max(ceilSeconds(d.RetryAfter), 1), 10))
+		h["Retry-After"] = []string{smallItoa(max(ceilSeconds(d.RetryAfter), 1))}
 	}
+}
+
+// small holds the decimal strings of 0..1023, the usual header values.
+var small = func() (s [1024]string) {
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
+
+func smallItoa(n int64) string {
+	if n >= 0 && n < int64(len(small)) {
+		return small[n]
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // ceilSeconds returns d in whole seconds, rounded up; 0 for d <= 0.

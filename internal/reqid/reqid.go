@@ -6,8 +6,10 @@ package reqid
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/hex"
+	"math/rand/v2"
+	"sync"
 )
 
 // Header is the response header that carries the request id.
@@ -15,10 +17,20 @@ const Header = "X-Request-Id"
 
 type ctxKey struct{}
 
+// generators are ChaCha8 generators, each seeded from crypto/rand: a
+// cryptographically strong stream without a system call per request.
+var generators = sync.Pool{New: func() any {
+	var seed [32]byte
+	crand.Read(seed[:]) // never fails (crypto/rand)
+	return rand.NewChaCha8(seed)
+}}
+
 // New returns a fresh random request id: 16 bytes, hex encoded.
 func New() string {
 	var b [16]byte
-	rand.Read(b[:]) // never fails (crypto/rand)
+	g := generators.Get().(*rand.ChaCha8)
+	g.Read(b[:])
+	generators.Put(g)
 	return hex.EncodeToString(b[:])
 }
 
