@@ -4,7 +4,7 @@ EXAMPLES  := $(patsubst examples/%/warden.yaml,%,$(wildcard examples/*/warden.ya
 WASM      := $(foreach e,$(EXAMPLES),examples/$(e)/$(e).wasm)
 GOFILES   := $(shell find . -name '*.go' -not -path './warden-data/*' 2>/dev/null)
 
-.PHONY: all build examples run test check bench fuzz clean
+.PHONY: all build examples run test check bench bench-flood fuzz clean
 
 all: build
 
@@ -46,6 +46,11 @@ bench: build
 	@scripts/ensure-wrk.sh
 	$(GO) run ./cmd/warden-bench
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/sandbox ./internal/router ./internal/auth ./internal/events ./internal/manifest ./internal/jwtauth ./internal/ratelimit ./internal/dlp ./internal/validate ./internal/capability ./internal/secrets ./internal/egress
+
+# The event log under attack: a 60 s flood of refused requests from 1,000
+# loopback addresses while a calm client calls at 20 req/s.
+bench-flood: build
+	$(GO) run ./cmd/warden-bench flood -d 60s -sources 1000 -rate 2000
 
 # Short runs of every fuzz target (longer: FUZZTIME=10m make fuzz).
 FUZZTIME ?= 20s

@@ -34,6 +34,8 @@ func Main(args []string) int {
 		switch args[0] {
 		case "bare":
 			return bare(args[1:])
+		case "flood":
+			return flood(args[1:])
 		case "memchild":
 			return memChild(args[1:])
 		}

@@ -150,10 +150,15 @@ type wardenServer struct {
 // raised so that the limiter runs on every request but admits the load
 // generator, one client sending tens of thousands of requests per second.
 func (r *runner) startServer() (*wardenServer, error) {
+	return r.startServerArgs("--ip-rate", "1000000", "--key-rate", "1000000")
+}
+
+// startServerArgs starts `warden server` like startServer, with extra flags
+// instead of the raised limits.
+func (r *runner) startServerArgs(extra ...string) (*wardenServer, error) {
 	s := &wardenServer{bin: r.wardenBin, data: filepath.Join(r.tmp, "data")}
-	args := []string{"server", "--data", s.data,
-		"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-		"--ip-rate", "1000000", "--key-rate", "1000000"}
+	args := append([]string{"server", "--data", s.data,
+		"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(s.bin, args...)
 	cmd.Env = os.Environ()
 	if r.profileDir != "" {

@@ -3,6 +3,7 @@ package server_test
 import (
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 // yet every refusal is accounted for: the first per source at once, the
 // rest as counted aggregates. Before aggregation each refusal was one row.
 func TestRefusalFloodIsAggregated(t *testing.T) {
+	t.Parallel()
 	const (
 		sources = 100
 		each    = 10
@@ -50,6 +52,7 @@ func TestRefusalFloodIsAggregated(t *testing.T) {
 					other.Add(1)
 					continue
 				}
+				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusUnauthorized {
 					refused.Add(1)
