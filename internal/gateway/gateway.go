@@ -58,10 +58,10 @@ type Config struct {
 	Inspector *inspect.Inspector
 	// Health is served at /healthz (health.Path), before routing: no
 	// function can claim that path.
-	Health health.Checks
-	Keys      Keys
-	Issuers   Issuers
-	Limiter   ratelimit.Limiter
+	Health  health.Checks
+	Keys    Keys
+	Issuers Issuers
+	Limiter ratelimit.Limiter
 	// IPRule limits every client IP across all routes, before routing;
 	// KeyRule limits every credential across all routes. Zero Rate: off.
 	IPRule, KeyRule ratelimit.Rule
