@@ -91,6 +91,14 @@ func neverEnding() map[string][]byte {
 // per-loop exits), deterministically, and still compiles.
 func TestFuelInstrumentsGuests(t *testing.T) {
 	ctx := context.Background()
+	// The instrumented code is what prepare gives the sandbox, which
+	// testguest precompiled into the shared cache: through it, compiling is
+	// a load instead of minutes of wazero's compiler under -race.
+	cache, err := wazero.NewCompilationCacheWithDir(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close(ctx)
 	for _, g := range guests {
 		t.Run(g.name, func(t *testing.T) {
 			wasm := wasmOf(t, g.name)
@@ -109,7 +117,7 @@ func TestFuelInstrumentsGuests(t *testing.T) {
 			if err != nil || !c.metered {
 				t.Fatalf("prepare(%s) = metered %v, %v; want metered", g.name, c.metered, err)
 			}
-			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false))
+			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false).WithCompilationCache(cache))
 			defer rt.Close(ctx)
 			if _, err := rt.CompileModule(ctx, a.Wasm); err != nil {
 				t.Fatalf("instrumented %s does not compile: %v", g.name, err)

@@ -8,40 +8,36 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"warden/internal/manifest"
+	"warden/internal/testguest"
 )
 
-// Guests built once by TestMain: name -> wasm path.
+// The guests, built and compiled once per machine and source version by
+// package testguest (TestMain).
 var (
-	wasmDir   string
-	cacheDir  string // shared compilation cache: tests after the first one load, not compile
+	guestSet  *testguest.Set
+	cacheDir  string // shared compilation cache: tests load compiled code, never compile
 	wasmBytes sync.Map
 )
 
 type guest struct {
-	name, pkg string
-	reactor   bool
+	name    string
+	reactor bool
 }
 
-var guests = []guest{
-	{"hello", "../../examples/hello", false},
-	{"ping", "../../examples/ping", true},
-	{"echo-json", "../../examples/echo-json", true},
-	{"attack", "./testdata/guests/attack", false},
-	{"reactor", "./testdata/guests/reactor", true},
-	{"caps", "./testdata/guests/caps", true},
-	{"secret-hmac", "../../examples/secret-hmac", true},
-	{"kv-counter", "../../examples/kv-counter", true},
-	{"egress-fetch", "../../examples/egress-fetch", true},
-}
+// guests are every test guest (testguest.Guests).
+var guests = func() []guest {
+	gs := make([]guest, len(testguest.Guests))
+	for i, g := range testguest.Guests {
+		gs[i] = guest{g.Name, g.Reactor}
+	}
+	return gs
+}()
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -49,59 +45,19 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	flag.Parse()
-	tmp, err := os.MkdirTemp("", "sandbox-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-	wasmDir, cacheDir = filepath.Join(tmp, "wasm"), filepath.Join(tmp, "cache")
-	// Compiled code is keyed by module hash, wazero version and CPU, so a
-	// cache kept across runs is safe and saves recompiling the guests (slow
-	// under -race). Set WARDEN_TEST_FRESH_CACHE=1 to start empty.
-	if dir, err := os.UserCacheDir(); err == nil && os.Getenv("WARDEN_TEST_FRESH_CACHE") == "" {
-		cacheDir = filepath.Join(dir, "warden-test", "wazero")
-	}
 	start := time.Now()
-	if err := buildGuests(wasmDir); err != nil {
-		fmt.Fprintln(os.Stderr, "building test guests:", err)
+	// Set WARDEN_TEST_FRESH_CACHE=1 to start from empty caches.
+	set, err := testguest.Prepare()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "preparing test guests:", err)
 		return 1
 	}
+	defer set.Close()
+	guestSet, cacheDir = set, set.CacheDir
 	if testing.Verbose() {
-		fmt.Printf("built test guests in %v\n", time.Since(start).Round(time.Millisecond))
+		fmt.Printf("prepared test guests in %v\n", time.Since(start).Round(time.Millisecond))
 	}
 	return m.Run()
-}
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
-
-// buildGuests builds every guest with GOOS=wasip1 GOARCH=wasm, reactors
-// with -buildmode=c-shared.
-func buildGuests(dir string) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(guests))
-	for i, g := range guests {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			args := []string{"build", "-o", filepath.Join(dir, g.name+".wasm")}
-			if g.reactor {
-				args = append(args, "-buildmode=c-shared")
-			}
-			cmd := exec.Command(goTool(), append(args, g.pkg)...)
-			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				errs[i] = fmt.Errorf("%s: %v\n%s", g.name, err, out)
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 func wasmOf(t testing.TB, name string) []byte {
@@ -109,7 +65,7 @@ func wasmOf(t testing.TB, name string) []byte {
 	if b, ok := wasmBytes.Load(name); ok {
 		return b.([]byte)
 	}
-	b, err := os.ReadFile(filepath.Join(wasmDir, name+".wasm"))
+	b, err := os.ReadFile(guestSet.Path(name))
 	if err != nil {
 		t.Fatal(err)
 	}

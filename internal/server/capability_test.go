@@ -67,6 +67,7 @@ func (in *instance) sdk(method, path string, body string) (string, string) {
 // redeploying; responses are checked for the secret's exact value; no value
 // is stored in plaintext anywhere in the data directory.
 func TestCapabilityAcceptance(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	in := start(t, data)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -269,6 +270,7 @@ func grepData(t *testing.T, data string) []string {
 // change code and keep or narrow grants; widening them needs the admin
 // role (grants:approve), for deploys and for rollbacks alike.
 func TestDeployerCannotWidenGrants(t *testing.T) {
+	t.Parallel()
 	in := start(t, t.TempDir())
 	in.mustCLIStdin("deployer-pass-0123456789\n", "users", "add", "dev", "--role", "deployer", "--password-stdin")
 	tok := strings.TrimSpace(in.mustCLIStdin("deployer-pass-0123456789\n", "login", "--user", "dev", "--password-stdin"))

@@ -13,6 +13,7 @@ import (
 // TestConnectionsPerIP: connections over the per-address bound are closed
 // at once, the ones within it keep working, and the refusal is an event.
 func TestConnectionsPerIP(t *testing.T) {
+	t.Parallel()
 	in := startWith(t, t.TempDir(), func(c *config.Config) { c.MaxConnsPerIP = 2 })
 	var held []net.Conn
 	for range 2 {

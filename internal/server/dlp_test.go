@@ -13,6 +13,7 @@ import (
 // blocked with dlp: block and passed with dlp: off; every hit is an event
 // naming the kind and count, never the value.
 func TestDLP(t *testing.T) {
+	t.Parallel()
 	in := start(t, t.TempDir())
 	const card = "4111 1111 1111 1111"
 	deploy := func(name, dlp string) {

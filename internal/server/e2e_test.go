@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,69 +22,31 @@ import (
 	"warden/internal/problem"
 	"warden/internal/sandbox"
 	"warden/internal/server"
+	"warden/internal/testguest"
 )
 
-// artifacts holds the example modules built once for the package's tests.
-var artifacts string
+// guests are the test guests, built and compiled once per machine and source
+// version by package testguest; every server the tests start shares
+// guests.CacheDir, so a deploy loads compiled code instead of compiling.
+var guests *testguest.Set
 
 func TestMain(m *testing.M) {
 	// The crash test re-executes this binary as a warden server process.
 	if args := os.Getenv("WARDEN_TEST_SERVER_ARGS"); args != "" {
 		os.Exit(cli.Main(strings.Split(args, "\x1f"), os.Stdout, os.Stderr))
 	}
-	dir, err := os.MkdirTemp("", "warden-e2e-*")
-	if err != nil {
-		panic(err)
-	}
-	artifacts = dir
 	code := func() int {
-		defer os.RemoveAll(dir)
-		if err := buildExamples(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
+		// Set WARDEN_TEST_FRESH_CACHE=1 to start from empty caches.
+		set, err := testguest.Prepare("hello", "echo-json", "ping", "attack", "caps")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "preparing test guests:", err)
 			return 1
 		}
+		defer set.Close()
+		guests = set
 		return m.Run()
 	}()
 	os.Exit(code)
-}
-
-// buildExamples builds examples/* and the misbehaving test guests into dir.
-func buildExamples(dir string) error {
-	builds := []struct {
-		name, pkg string
-		reactor   bool
-	}{
-		{"hello", "./examples/hello", false},
-		{"echo-json", "./examples/echo-json", true},
-		{"ping", "./examples/ping", true},
-		{"attack", "./internal/sandbox/testdata/guests/attack", false},
-		{"caps", "./internal/sandbox/testdata/guests/caps", true},
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(builds))
-	for i, b := range builds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			args := []string{"build", "-o", filepath.Join(dir, b.name+".wasm")}
-			if b.reactor {
-				args = append(args, "-buildmode=c-shared")
-			}
-			cmd := exec.Command("go", append(args, b.pkg)...)
-			cmd.Dir = "../.."
-			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				errs[i] = fmt.Errorf("build %s: %v\n%s", b.pkg, err, out)
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // fixture writes a function directory: its warden.yaml (with the artifact
@@ -103,7 +64,7 @@ func fixture(t *testing.T, example string, edit func(string) string) string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	wasm, err := os.ReadFile(filepath.Join(artifacts, example+".wasm"))
+	wasm, err := os.ReadFile(guests.Path(example))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +108,7 @@ func startWith(t *testing.T, data string, edit func(*config.Config)) *instance {
 	if edit != nil {
 		edit(&cfg)
 	}
-	srv, err := server.New(context.Background(), cfg, server.Options{Sandbox: sandbox.Config{CacheDir: filepath.Join(artifacts, "cache")}})
+	srv, err := server.New(context.Background(), cfg, server.Options{Sandbox: sandbox.Config{CacheDir: guests.CacheDir}})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
@@ -193,8 +154,20 @@ func (in *instance) cli(args ...string) (stdout, stderr string, code int) {
 	return in.cliAt(in.srv.AdminAddr(), args...)
 }
 
+// stdinMu guards os.Stdin, which cliStdin swaps while tests run in
+// parallel: cli.Main reads it, so a command line runs under the read lock
+// and a swap holds the write lock.
+var stdinMu sync.RWMutex
+
 // cliAt runs the command line against the admin API at addr.
 func (in *instance) cliAt(addr string, args ...string) (stdout, stderr string, code int) {
+	stdinMu.RLock()
+	defer stdinMu.RUnlock()
+	return in.cliAtLocked(addr, args...)
+}
+
+// cliAtLocked is cliAt for a caller holding stdinMu.
+func (in *instance) cliAtLocked(addr string, args ...string) (stdout, stderr string, code int) {
 	var o, e bytes.Buffer
 	full := append([]string{"--server", "https://" + addr, "--data-dir", in.data}, args...)
 	code = cli.Main(full, &o, &e)

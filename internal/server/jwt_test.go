@@ -32,6 +32,7 @@ func signEdDSA(t *testing.T, priv ed25519.PrivateKey, header, claims map[string]
 // TestJWTRoutes: a route with auth jwt:corp admits tokens signed by corp's
 // key with the right iss, aud and scopes, and nothing else.
 func TestJWTRoutes(t *testing.T) {
+	t.Parallel()
 	in := start(t, t.TempDir())
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)

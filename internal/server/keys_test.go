@@ -14,6 +14,7 @@ import (
 // request; the function sees the identity, never the key; no event or
 // listing ever contains a key.
 func TestAPIKeys(t *testing.T) {
+	t.Parallel()
 	in := start(t, t.TempDir())
 	in.mustCLI("deploy", "-f", fixture(t, "attack", func(m string) string {
 		return strings.Replace(m, "    auth: none\n", "    auth: apikey\n    scopes: [attack:run]\n", 1)

@@ -114,6 +114,7 @@ func TestLimitsThroughGateway(t *testing.T) {
 // TestGracefulShutdown: an invocation in flight when shutdown starts
 // completes, and its answer reaches the client.
 func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	in := start(t, t.TempDir())
 	in.mustCLI("deploy", "-f", fixture(t, "attack", func(m string) string { return strings.Replace(m, "timeout: 3s", "timeout: 5s", 1) }))
 	type result struct {

@@ -61,6 +61,7 @@ func readAll(t *testing.T, v *capability.Vault) {
 // data key under a new master key leaves every value readable, and the next
 // start finishes the re-wrap and retires the old key.
 func TestKillDuringMasterKeyRotation(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills a server process mid-rotation; skipped with -short")
 	}
@@ -165,6 +166,7 @@ func TestKillDuringMasterKeyRotation(t *testing.T) {
 // with a wrong key reports values it cannot read instead of serving
 // garbage.
 func TestOperatorMasterKeyRotation(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	keyA, keyB := filepath.Join(t.TempDir(), "a.key"), filepath.Join(t.TempDir(), "b.key")
 	for _, p := range []string{keyA, keyB} {

@@ -54,6 +54,7 @@ func (ca testCA) client(t *testing.T, cn string, serial int64) tls.Certificate {
 // TestMTLS: a route with auth mtls admits exactly clients whose certificate
 // chains to --client-ca, and the function sees who they are.
 func TestMTLS(t *testing.T) {
+	t.Parallel()
 	ca, rogue := newTestCA(t, "partners"), newTestCA(t, "rogue")
 	caFile := filepath.Join(t.TempDir(), "client-ca.pem")
 	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o644)

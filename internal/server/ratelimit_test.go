@@ -134,6 +134,7 @@ func TestRateLimitHeaders(t *testing.T) {
 // letting everything through nor refusing everything) and says so in an
 // event.
 func TestRedisRateLimits(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name, url string
 		degraded  bool

@@ -22,6 +22,7 @@ const orderSchema = `{
 // failing places, never the values), a type other than JSON gets 415, and a
 // bad schema refuses the deploy.
 func TestSchemaValidation(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	in := start(t, data)
 	withSchema := func(schema string) string {

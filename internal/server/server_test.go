@@ -16,6 +16,7 @@ import (
 // call them over HTTPS and through the CLI, deploy a new version, roll back,
 // restart on the same data dir and find everything still there.
 func TestEndToEnd(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	in := start(t, data)
 
@@ -121,6 +122,7 @@ func TestEndToEnd(t *testing.T) {
 // TestAdminRequiresCredential: every admin route refuses a missing, malformed,
 // forged or unknown token with 401 problem+json, and each attempt is an event.
 func TestAdminRequiresCredential(t *testing.T) {
+	t.Parallel()
 	in := start(t, t.TempDir())
 	forged := in.token[:len(in.token)-4] + "AAAA"
 	if forged == in.token {
@@ -172,6 +174,7 @@ func TestAdminRequiresCredential(t *testing.T) {
 // TestDenyByDefault: a route whose auth is not none answers 401 to every
 // request until keys and issuers exist, and says so in an event.
 func TestDenyByDefault(t *testing.T) {
+	t.Parallel()
 	in := start(t, t.TempDir())
 	for _, auth := range []string{"apikey", "jwt:corp", "mtls"} {
 		t.Run(auth, func(t *testing.T) {
@@ -193,6 +196,7 @@ func TestDenyByDefault(t *testing.T) {
 
 // TestCLIExitCodes: 0 on success, 1 on a failure the server reported, 2 on bad usage.
 func TestCLIExitCodes(t *testing.T) {
+	t.Parallel()
 	in := start(t, t.TempDir())
 	cases := []struct {
 		args []string
@@ -224,6 +228,7 @@ func TestCLIExitCodes(t *testing.T) {
 // that is not wasm is refused at deploy with the reason; a route already
 // served by another function is a conflict. Nothing is activated.
 func TestBadDeploys(t *testing.T) {
+	t.Parallel()
 	in := start(t, t.TempDir())
 	in.mustCLI("deploy", "-f", fixture(t, "ping", nil))
 
@@ -266,6 +271,7 @@ func TestBadDeploys(t *testing.T) {
 // TestEventsFollow: a following stream delivers events stored after it
 // started, newline-delimited, and the query filters work.
 func TestEventsFollow(t *testing.T) {
+	t.Parallel()
 	in := start(t, t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -307,6 +313,7 @@ func TestEventsFollow(t *testing.T) {
 // shaped like a credential is refused at deploy, naming the key and the
 // kind, never the value.
 func TestCredentialInEnvRefused(t *testing.T) {
+	t.Parallel()
 	in := start(t, t.TempDir())
 	secret := "sk_" + "live_" + strings.Repeat("4eC39HqLyjWDarjtT1zdp7dc", 1)
 	path := fixture(t, "hello", func(m string) string {

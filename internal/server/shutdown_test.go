@@ -16,6 +16,7 @@ import (
 // the flush has its own deadline after the drain, and handlers still
 // running finish their events before the recorder closes.
 func TestShutdownKeepsEventsOfSlowCalls(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	in := startWith(t, data, func(c *config.Config) { c.FlushTimeout = 20 * time.Second })
 	in.mustCLI("deploy", "-f", fixture(t, "attack", nil))

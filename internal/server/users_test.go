@@ -20,18 +20,20 @@ import (
 )
 
 // cliStdin runs the command line with input on stdin (passwords are never
-// flag values). Tests of this package do not run in parallel, so swapping
-// os.Stdin is safe here.
+// flag values). The CLI reads os.Stdin itself, so the swap holds stdinMu
+// against command lines of tests running in parallel.
 func (in *instance) cliStdin(input string, args ...string) (stdout, stderr string, code int) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		in.t.Fatal(err)
 	}
 	go func() { w.WriteString(input); w.Close() }()
+	stdinMu.Lock()
+	defer stdinMu.Unlock()
 	old := os.Stdin
 	os.Stdin = r
 	defer func() { os.Stdin = old; r.Close() }()
-	return in.cli(args...)
+	return in.cliAtLocked(in.srv.AdminAddr(), args...)
 }
 
 func (in *instance) mustCLIStdin(input string, args ...string) string {
@@ -49,6 +51,7 @@ func (in *instance) mustCLIStdin(input string, args ...string) string {
 // session, lockout, revocation of the bootstrap token, and no password, TOTP
 // seed or token in any event.
 func TestUsersRolesAndSessions(t *testing.T) {
+	t.Parallel()
 	in := start(t, t.TempDir())
 	users := []struct{ name, role, password string }{
 		{"ada", "admin", "ada's admin password"},
