@@ -263,14 +263,11 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 		s.emit(events.TypeFunctionDeploy, events.OutcomeFailure, "invalid manifest", "", "", 0, req.Origin)
 		return Result{}, e
 	}
-	fail := func(e *Error) (Result, error) {
-		s.emit(events.TypeFunctionDeploy, events.OutcomeFailure, e.Msg, m.Namespace, m.Name, 0, req.Origin)
-		return Result{}, e
-	}
 	failVersion := func(e *Error, version int) (Result, error) {
 		s.emit(events.TypeFunctionDeploy, events.OutcomeFailure, e.Msg, m.Namespace, m.Name, version, req.Origin)
 		return Result{}, e
 	}
+	fail := func(e *Error) (Result, error) { return failVersion(e, 0) }
 	if len(req.Artifact) == 0 {
 		return fail(&Error{Kind: KindInvalid, Msg: "artifact is empty"})
 	}

@@ -437,10 +437,11 @@ func (g *Gateway) invokeFailed(w http.ResponseWriter, r *http.Request, a *deploy
 	problem.Write(w, r, status, detail)
 }
 
+// refuse answers a request whose body stays unread: the connection closes
+// after the answer, whether it is the refusal or a 503.
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, a *deploy.Active, status int, typ, detail string) {
-	w.Header().Set("Connection", "close") // the unread body stays unread
+	w.Header().Set("Connection", "close")
 	if !g.emit(w, r, a, typ, events.OutcomeDenied, detail, "") {
-		w.Header().Set("Connection", "close")
 		return
 	}
 	problem.Write(w, r, status, detail)
@@ -471,7 +472,7 @@ func (g *Gateway) record(w http.ResponseWriter, r *http.Request, ev events.Event
 // Unrecorded answers a request whose event could not be recorded: 503 with
 // Retry-After. err's text is safe to show (events.ErrUnavailable's are).
 func Unrecorded(w http.ResponseWriter, r *http.Request, err error) {
-	for _, h := range []string{"WWW-Authenticate", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Connection"} {
+	for _, h := range []string{"WWW-Authenticate", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
 		w.Header().Del(h)
 	}
 	w.Header().Set("Retry-After", "1")

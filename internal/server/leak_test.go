@@ -105,6 +105,17 @@ func TestDeployerCannotReadSecrets(t *testing.T) {
 	})
 
 	t.Run("new code by the deployer is refused", func(t *testing.T) {
+		active := func() int {
+			t.Helper()
+			var fn struct {
+				Active int `json:"activeVersion"`
+			}
+			if err := json.Unmarshal([]byte(in.mustCLI("--json", "functions", "get", "caps")), &fn); err != nil || fn.Active == 0 {
+				t.Fatalf("functions get caps: active version %d, %v", fn.Active, err)
+			}
+			return fn.Active
+		}
+		before := active()
 		m := capsFixture(t, perms, "redact")
 		withCustomSection(t, filepath.Join(filepath.Dir(m), "caps.wasm"))
 		_, errOut, code := asDev("deploy", "-f", m)
@@ -114,13 +125,8 @@ func TestDeployerCannotReadSecrets(t *testing.T) {
 		in.waitEvent(events.TypeFunctionDeploy, func(e events.Event) bool {
 			return e.Outcome == events.OutcomeFailure && strings.Contains(e.Reason, "new code")
 		})
-		// The active version is untouched: the admin's code still serves.
-		out := in.mustCLI("functions", "get", "caps", "--json")
-		var fn struct {
-			Active int `json:"activeVersion"`
-		}
-		if err := json.Unmarshal([]byte(out), &fn); err == nil && fn.Active == 0 {
-			t.Errorf("functions get caps after a refused deploy: no active version")
+		if after := active(); after != before {
+			t.Errorf("a refused deploy moved the active version %d → %d", before, after)
 		}
 	})
 
