@@ -10,12 +10,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -30,12 +32,34 @@ func main() {
 	}
 }
 
+// job is one module to compile.
+type job struct {
+	abi  manifest.ABI
+	path string
+	size int64
+}
+
 func run() error {
 	cache := flag.String("cache", "", "wazero compilation cache directory")
 	flag.Parse()
 	if *cache == "" || flag.NArg() == 0 {
 		return errors.New("usage: precompile -cache DIR ABI=FILE...")
 	}
+	var jobs []job
+	for _, arg := range flag.Args() {
+		abi, path, ok := strings.Cut(arg, "=")
+		if !ok {
+			return fmt.Errorf("argument %q: want ABI=FILE", arg)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, job{manifest.ABI(abi), path, fi.Size()})
+	}
+	// Largest first, so that the last module to compile is a small one.
+	slices.SortStableFunc(jobs, func(a, b job) int { return cmp.Compare(b.size, a.size) })
+
 	ctx := context.Background()
 	e, err := sandbox.New(ctx, sandbox.Config{CacheDir: *cache})
 	if err != nil {
@@ -43,21 +67,17 @@ func run() error {
 	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	errs := make([]error, flag.NArg())
-	for i, arg := range flag.Args() {
-		abi, path, ok := strings.Cut(arg, "=")
-		if !ok {
-			return fmt.Errorf("argument %q: want ABI=FILE", arg)
-		}
+	errs := make([]error, len(jobs))
+	for i, j := range jobs {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			wasm, err := os.ReadFile(path)
+			wasm, err := os.ReadFile(j.path)
 			if err == nil {
-				err = e.Check(ctx, manifest.ABI(abi), wasm)
+				err = e.Check(ctx, j.abi, wasm)
 			}
 			if err != nil {
-				errs[i] = fmt.Errorf("%s: %w", path, err)
+				errs[i] = fmt.Errorf("%s: %w", j.path, err)
 			}
 		})
 	}
