@@ -44,7 +44,7 @@ func Main(args []string) int {
 	r := &runner{}
 	fs.DurationVar(&r.dur, "d", 5*time.Second, "duration of each wrk run (whole seconds)")
 	fs.DurationVar(&r.warmup, "warmup", 2*time.Second, "unmeasured wrk run against each route before the first round")
-	fs.IntVar(&r.rounds, "rounds", 2, "measured runs of each figure, interleaved with runs of the baseline")
+	fs.IntVar(&r.rounds, "rounds", 3, "measured runs of each figure, each between two runs of the baseline")
 	fs.IntVar(&r.conns, "c", 32, "wrk connections (keep-alive)")
 	fs.IntVar(&r.threads, "t", 2, "wrk threads")
 	fs.BoolVar(&r.countHook, "count-hook", true, "count answers outside 2xx with a Lua response() hook (wrk's own count misses 1xx and 3xx; the hook costs wrk about 1 µs of CPU per request); "+
@@ -98,6 +98,7 @@ type figure struct {
 	target        target
 	min, moonshot float64 // ratio targets; 0: none
 	runs          []wrkResult
+	before        []int    // per run, the index in runner.baseline of the baseline run just before it (the next one follows it)
 	bad           []string // why runs were unusable
 }
 
@@ -154,7 +155,8 @@ func (r *runner) run(cold bool, functions int) (err error) {
 }
 
 // measure runs the load figures: the server and the baseline in their own
-// processes, rounds of (baseline, each figure) and a last baseline run.
+// processes, rounds of (baseline, figure) for each figure and a last
+// baseline run.
 func (r *runner) measure() (figs []*figure, err error) {
 	bareProc, bareURL, barePprof, err := r.startBare()
 	if err != nil {
@@ -210,12 +212,16 @@ func (r *runner) measure() (figs []*figure, err error) {
 		r.baseline = append(r.baseline, res)
 		return nil
 	}
+	// Every figure run sits between two baseline runs, and its ratio is
+	// taken against their mean: the machine's speed drifts (other tenants,
+	// clocks) on the scale of a round, and a figure compared with a
+	// baseline run minutes away measures the drift too.
 	for i := range r.rounds {
 		r.logf("round %d of %d", i+1, r.rounds)
-		if err := bareRun(); err != nil {
-			return nil, err
-		}
 		for _, f := range figs {
+			if err := bareRun(); err != nil {
+				return nil, err
+			}
 			if err := srv.alive(); err != nil {
 				return nil, err
 			}
@@ -231,6 +237,7 @@ func (r *runner) measure() (figs []*figure, err error) {
 			r.logf("  %-6s %8.0f req/s  p50 %-8s p99 %-8s server CPU %s/req  other processes %.2f CPUs", f.key, res.RPS(), round(res.P50), round(res.P99), cpuReq(res.CPUPerRequest()), res.OtherCPUs)
 			r.maxOther = max(r.maxOther, res.OtherCPUs)
 			f.runs = append(f.runs, res)
+			f.before = append(f.before, len(r.baseline)-1)
 		}
 	}
 	if err := bareRun(); err != nil {
@@ -383,7 +390,7 @@ func (r *runner) table(figs []*figure) {
 			r.rows = append(r.rows, row{name: f.name, rps: "REFUSED", target: tgt, verdict: strings.Join(f.bad, "; ")})
 			continue
 		}
-		ratio := meanRPS(f.runs) / base
+		ratio := f.ratio(r.baseline)
 		verdict := ""
 		if f.min > 0 {
 			verdict = "MISS"
@@ -409,6 +416,30 @@ func (r *runner) table(figs []*figure) {
 func (r *runner) note(name, value, verdict string) {
 	r.notes = append(r.notes, row{name: name, rps: value, verdict: verdict})
 	r.logf("  %s: %s", name, value)
+}
+
+// ratio is the median over the figure's runs of each run's rate against
+// the mean of the baseline runs just before and just after it.
+func (f *figure) ratio(baseline []wrkResult) float64 {
+	var rs []float64
+	for i, run := range f.runs {
+		b := f.before[i]
+		base := baseline[b].RPS()
+		if b+1 < len(baseline) {
+			base = (base + baseline[b+1].RPS()) / 2
+		}
+		if base > 0 {
+			rs = append(rs, run.RPS()/base)
+		}
+	}
+	if len(rs) == 0 {
+		return 0
+	}
+	slices.Sort(rs)
+	if n := len(rs); n%2 == 0 {
+		return (rs[n/2-1] + rs[n/2]) / 2
+	}
+	return rs[len(rs)/2]
 }
 
 func meanRPS(rs []wrkResult) float64 {
@@ -484,7 +515,7 @@ func round(d time.Duration) time.Duration {
 
 func (r *runner) print() {
 	fmt.Println()
-	fmt.Printf("warden bench — %s, GOMAXPROCS=%d, %s -t%d -c%d -d%s --latency (keep-alive, HTTPS, loopback), server and baseline in their own processes, baseline interleaved\n",
+	fmt.Printf("warden bench — %s, GOMAXPROCS=%d, %s -t%d -c%d -d%s --latency (keep-alive, HTTPS, loopback), server and baseline in their own processes, each figure run between two baseline runs, ratio = median of run / mean of its neighbours\n",
 		time.Now().Format("2006-01-02"), runtime.GOMAXPROCS(0), r.wrkVer, r.threads, r.conns, r.dur)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "figure\treq/s\tp50\tp99\tserver CPU/req\tratio\ttarget\tverdict")

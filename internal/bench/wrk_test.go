@@ -99,3 +99,28 @@ func TestWrkCountsNon2xx(t *testing.T) {
 		}
 	}
 }
+
+// TestFigureRatio: each run is compared with the mean of the baseline runs
+// around it, and the figure is their median, so a drift of the machine's
+// speed or one disturbed run does not move the ratio.
+func TestFigureRatio(t *testing.T) {
+	run := func(rps float64) wrkResult { return wrkResult{Requests: int64(rps * 5), Duration: 5 * time.Second} }
+	// The machine slows down by half over the rounds; the figure is
+	// always 0.6 of the baseline next to it, except one disturbed run.
+	baseline := []wrkResult{run(40000), run(40000), run(30000), run(20000), run(20000)}
+	f := &figure{
+		runs:   []wrkResult{run(24000), run(5000), run(12000)},
+		before: []int{0, 2, 3},
+	}
+	got := f.ratio(baseline)
+	if got < 0.5999 || got > 0.6001 {
+		t.Errorf("ratio = %.4f, want 0.6 (median of 0.6, 0.2, 0.6)", got)
+	}
+	f = &figure{runs: []wrkResult{run(24000), run(12000)}, before: []int{0, 3}}
+	if got := f.ratio(baseline); got < 0.5999 || got > 0.6001 {
+		t.Errorf("two runs: ratio = %.4f, want 0.6", got)
+	}
+	if got := (&figure{}).ratio(baseline); got != 0 {
+		t.Errorf("no runs: ratio = %v, want 0", got)
+	}
+}

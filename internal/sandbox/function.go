@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -70,7 +71,8 @@ type Function struct {
 	spec Spec
 	lim  manifest.Limits
 	inv  Invocation
-	base wazero.ModuleConfig // deny-by-default module config with Spec.Env
+	env  map[string]string   // Spec.Env's valid variables plus the runtime defaults (guestEnv)
+	base wazero.ModuleConfig // deny-by-default module config with env (reactors)
 	sem  chan struct{}
 	log  []slog.Attr
 	seen secretSet // secret values its guests read: redacted from their output
@@ -135,6 +137,7 @@ func (e *Engine) Function(spec Spec) *Function {
 		slog.String("function", spec.Name),
 		slog.Int("version", spec.Version),
 	}
+	f.env = guestEnv(spec.Env, f.lim.Memory)
 	f.base = f.moduleConfig()
 	e.mu.Lock()
 	if e.closed {
@@ -184,13 +187,45 @@ func (f *Function) moduleConfig() wazero.ModuleConfig {
 		WithRandSource(rand.Reader).
 		WithStartFunctions()
 	if f.spec.ABI == manifest.ABIReactor {
-		for _, k := range slices.Sorted(maps.Keys(f.spec.Env)) {
-			if validEnv(k, f.spec.Env[k]) {
-				c = c.WithEnv(k, f.spec.Env[k])
-			}
+		for _, k := range slices.Sorted(maps.Keys(f.env)) {
+			c = c.WithEnv(k, f.env[k])
 		}
 	}
 	return c
+}
+
+// Defaults for a Go guest's runtime, which reads them from its environment
+// at start; the manifest's env overrides either. GOMEMLIMIT tells the
+// collector the instance's memory limit, less room for the runtime's own
+// structures, so that a heap near the limit is collected harder instead of
+// growing into a trap. With that bound in place, GOGC=200 halves how often
+// a busy instance collects (its heap may reach three times what is live,
+// from two), which is about a fifth of examples/echo-json's CPU per
+// request (docs/RATIONALE.md). Other languages' runtimes ignore both.
+const guestGOGC = "200"
+
+// guestMemLimit is the GOMEMLIMIT for an instance of memory bytes: 7/8 of
+// it, leaving at least 1 MiB to the runtime.
+func guestMemLimit(memory int64) int64 {
+	return min(memory-memory/8, memory-1<<20)
+}
+
+// guestEnv returns the manifest's valid variables plus the runtime
+// defaults it does not set.
+func guestEnv(manifestEnv map[string]string, memory int64) map[string]string {
+	env := make(map[string]string, len(manifestEnv)+2)
+	for k, v := range manifestEnv {
+		if validEnv(k, v) {
+			env[k] = v
+		}
+	}
+	if _, ok := env["GOGC"]; !ok {
+		env["GOGC"] = guestGOGC
+	}
+	if _, ok := env["GOMEMLIMIT"]; !ok && memory > 1<<20 {
+		env["GOMEMLIMIT"] = strconv.FormatInt(guestMemLimit(memory), 10)
+	}
+	return env
 }
 
 func validEnv(k, v string) bool {
@@ -298,6 +333,7 @@ func (f *Function) newModule(ctx context.Context) (*module, error) {
 		_ = rt.Close(cctx)
 		return nil, err
 	}
+	hugeCode()
 	size := f.e.cfg.PoolSize
 	if f.spec.PoolSize > 0 {
 		size = f.spec.PoolSize

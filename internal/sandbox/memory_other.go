@@ -7,3 +7,6 @@ import "context"
 // withMemoryAllocator leaves wazero's default allocator in place where no
 // mmap-backed one is implemented.
 func withMemoryAllocator(ctx context.Context) context.Context { return ctx }
+
+// hugeCode does nothing where transparent huge pages are not advised.
+func hugeCode() {}

@@ -120,8 +120,35 @@ func TestReactorRequestResponse(t *testing.T) {
 		t.Errorf("X-Multi = %q, want [a b]", got)
 	}
 	env := string(invoke(t, f, get("/env", "")).Body)
-	if env != "GREETING=hi\nGREETING=hi\nargs=reactor" {
-		t.Errorf("reactor env = %q, want only the manifest env and args = name", env)
+	if env != "GOGC=200\nGOMEMLIMIT=58720256\nGREETING=hi\nGREETING=hi\nargs=reactor" {
+		t.Errorf("reactor env = %q, want only the manifest env, the runtime defaults and args = name", env)
+	}
+}
+
+// TestGuestRuntimeDefaults: a Go guest's collector is told the instance's
+// memory limit (7/8 of it) and runs at GOGC=200, unless the manifest's env
+// sets either.
+func TestGuestRuntimeDefaults(t *testing.T) {
+	e, _ := newEngine(t, Config{})
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		mem  int64
+		want string
+	}{
+		{"defaults", nil, 0, "gogc=200 memlimit=58720256"},
+		{"small memory", nil, 4 << 20, "gogc=200 memlimit=3145728"},
+		{"manifest overrides", map[string]string{"GOGC": "50", "GOMEMLIMIT": "20MiB"}, 0, "gogc=50 memlimit=20971520"},
+		{"collector off", map[string]string{"GOGC": "off"}, 32 << 20, "gogc=-1 memlimit=29360128"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := spec(t, "reactor", 1, manifest.Limits{Memory: c.mem})
+			s.Name = "gc-" + strings.ReplaceAll(c.name, " ", "-")
+			s.Env = c.env
+			if got := string(invoke(t, e.Function(s), get("/gc", "")).Body); got != c.want {
+				t.Errorf("guest collector = %q, want %q", got, c.want)
+			}
+		})
 	}
 }
 

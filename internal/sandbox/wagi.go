@@ -52,7 +52,7 @@ func (f *Function) invokeWagi(ctx context.Context, m *module, req *Request) (*Re
 		WithStdout(out).
 		WithStderr(errOut).
 		WithStartFunctions(exportStart)
-	env := cgiEnv(req, f.spec.Env)
+	env := cgiEnv(req, f.env)
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		cfg = cfg.WithEnv(k, env[k])
 	}
@@ -83,15 +83,12 @@ func (f *Function) invokeWagi(ctx context.Context, m *module, req *Request) (*Re
 	return resp, nil
 }
 
-// cgiEnv returns the guest environment: the manifest env, overridden by
-// the CGI variables (RFC 3875 plus the WAGI extensions).
-func cgiEnv(req *Request, manifestEnv map[string]string) map[string]string {
-	env := make(map[string]string, len(manifestEnv)+len(req.Header)+24)
-	for k, v := range manifestEnv {
-		if validEnv(k, v) {
-			env[k] = v
-		}
-	}
+// cgiEnv returns the guest environment: base (the function's env, from
+// guestEnv), overridden by the CGI variables (RFC 3875 plus the WAGI
+// extensions).
+func cgiEnv(req *Request, base map[string]string) map[string]string {
+	env := make(map[string]string, len(base)+len(req.Header)+24)
+	maps.Copy(env, base)
 	set := func(k, v string) {
 		if strings.IndexByte(v, 0) >= 0 {
 			v = strings.ReplaceAll(v, "\x00", "")

@@ -6,6 +6,7 @@ package main
 
 import (
 	"os"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,6 +63,10 @@ func handle(r *warden.Request) *warden.Response {
 		env := os.Environ()
 		sort.Strings(env)
 		return text(strings.Join(env, "\n") + "\nGREETING=" + warden.Env("GREETING") + "\nargs=" + strings.Join(os.Args, " "))
+	case "/gc": // the collector settings the runtime took from its environment
+		gogc := debug.SetGCPercent(100)
+		debug.SetGCPercent(gogc)
+		return text("gogc=" + strconv.Itoa(gogc) + " memlimit=" + strconv.FormatInt(debug.SetMemoryLimit(-1), 10))
 	case "/log":
 		warden.Log(warden.LevelWarn, "hello from the guest")
 		warden.Log(warden.LevelInfo, strings.Repeat("x", 5000))
