@@ -36,6 +36,8 @@ func Main(args []string) int {
 			return bare(args[1:])
 		case "flood":
 			return flood(args[1:])
+		case "calm":
+			return calmChild(args[1:])
 		case "memchild":
 			return memChild(args[1:])
 		}

@@ -1,16 +1,20 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,8 +29,9 @@ import (
 // (127.1.x.y, each its own client) as fast as each can, while one calm
 // client calls an open route at 20 req/s. It prints the events stored per
 // second, the database's growth, and the calm client's p99 against the same
-// client unloaded. It refuses a figure when the calm client saw an answer
-// other than 200 or the flood an answer other than 401, 429 or 503.
+// client unloaded (half before the flood, half after). The calm client is
+// a process of its own. It refuses a figure when the calm client saw an
+// answer other than 200 or the flood an answer other than 401, 429 or 503.
 //
 // flood sends traffic only to the server it started on 127.0.0.1, from
 // addresses of 127.0.0.0/8, and stops after -d.
@@ -93,35 +98,19 @@ func (r *runner) flood(dur time.Duration, sources, rate int) error {
 		}
 		return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	}
-	calm := func(ctx context.Context, d time.Duration) ([]time.Duration, int, error) {
-		c := client(nil)
-		defer c.Transport.(*http.Transport).CloseIdleConnections()
-		var lat []time.Duration
-		bad := 0
-		t := time.NewTicker(50 * time.Millisecond) // 20 req/s
-		defer t.Stop()
-		end := time.Now().Add(d)
-		for time.Now().Before(end) {
-			select {
-			case <-ctx.Done():
-				return lat, bad, ctx.Err()
-			case <-t.C:
-			}
-			start := time.Now()
-			resp, err := c.Get("https://" + srv.public + "/open")
-			if err != nil {
-				bad++
-				continue
-			}
-			io.Copy(io.Discard, resp.Body) // read to the end, so the connection is reused
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				bad++
-				continue
-			}
-			lat = append(lat, time.Since(start))
+	caFile := filepath.Join(srv.data, "tls", pki.CAFile)
+	// The calm client runs in its own process, so that what it measures is
+	// the server, not the flood generator's scheduler.
+	calm := func(d time.Duration) ([]time.Duration, int, error) {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, 0, err
 		}
-		return lat, bad, nil
+		out, err := exec.Command(self, "calm", "-url", "https://"+srv.public+"/open", "-ca", caFile, "-d", d.String()).Output()
+		if err != nil {
+			return nil, 0, fmt.Errorf("calm client: %w", err)
+		}
+		return parseCalm(out)
 	}
 	dbSize := func() int64 {
 		var n int64
@@ -140,9 +129,11 @@ func (r *runner) flood(dur time.Duration, sources, rate int) error {
 		return strings.Count(string(out), "\n"), nil
 	}
 
-	fmt.Printf("flood: %d sources at %d req/s in all (0: unbounded) for %v against %s; calm client at 20 req/s\n", sources, rate, dur, srv.public)
+	fmt.Printf("flood: %d sources at %d req/s in all (0: unbounded) for %v against %s; calm client at 20 req/s in its own process\n", sources, rate, dur, srv.public)
 	ctx := context.Background()
-	unloaded, bad, err := calm(ctx, 10*time.Second)
+	// Unloaded: half the flood's duration before it and half after, so
+	// that a drift of the machine's speed does not count as the flood's.
+	unloaded, bad, err := calm(dur / 2)
 	if err != nil || bad > 0 {
 		return fmt.Errorf("calm client unloaded: %d bad answers (%v)", bad, err)
 	}
@@ -197,25 +188,25 @@ func (r *runner) flood(dur time.Duration, sources, rate int) error {
 			}
 		})
 	}
-	loaded, calmBad, _ := calm(ctx, dur-2*time.Second)
+	loaded, calmBad, calmErr := calm(dur - 2*time.Second)
 	wg.Wait()
+	if calmErr != nil {
+		return calmErr
+	}
 	after := dbSize()
 	evAfter, err := storedEvents()
 	if err != nil {
 		return err
 	}
+	unloadedAfter, bad, err := calm(dur / 2)
+	if err != nil || bad > 0 {
+		return fmt.Errorf("calm client unloaded, after the flood: %d bad answers (%v)", bad, err)
+	}
+	unloaded = append(unloaded, unloadedAfter...)
 	if calmBad > 0 || other.Load() > 0 {
 		return fmt.Errorf("REFUSED: the calm client had %d bad answers, the flood %d unexpected ones", calmBad, other.Load())
 	}
-	p99 := func(ds []time.Duration) time.Duration {
-		if len(ds) == 0 {
-			return 0
-		}
-		s := slices.Clone(ds)
-		slices.Sort(s)
-		return s[min(len(s)-1, len(s)*99/100)]
-	}
-	pu, pl := p99(unloaded), p99(loaded)
+	pu, pl := pct(unloaded, 99), pct(loaded, 99)
 	secs := dur.Seconds()
 	fmt.Printf("flood: %d refused requests (%.0f/s) from %d addresses\n", refused.Load(), float64(refused.Load())/secs, sources)
 	fmt.Printf("flood: events stored during the flood: %d (%.1f/s; at most 10000 counted)\n", evAfter-evBefore, float64(evAfter-evBefore)/secs)
@@ -224,6 +215,87 @@ func (r *runner) flood(dur time.Duration, sources, rate int) error {
 	if pl > 2*pu {
 		verdict = "MISS"
 	}
-	fmt.Printf("flood: calm client p99 %v unloaded, %v during the flood: %.2fx (target <= 2x) %s\n", pu.Round(time.Microsecond), pl.Round(time.Microsecond), float64(pl)/float64(pu), verdict)
+	fmt.Printf("flood: calm client p50 %v unloaded, %v during the flood\n", pct(unloaded, 50).Round(time.Microsecond), pct(loaded, 50).Round(time.Microsecond))
+	fmt.Printf("flood: calm client p99 %v unloaded (%d calls, half before and half after the flood), %v during the flood (%d calls): %.2fx (target <= 2x) %s\n",
+		pu.Round(time.Microsecond), len(unloaded), pl.Round(time.Microsecond), len(loaded), float64(pl)/float64(pu), verdict)
 	return nil
+}
+
+// calmChild is `warden-bench calm -url U -ca FILE -d D`: the calm client, in
+// its own process. It calls U at 20 req/s for D over one keep-alive
+// connection and prints each answer's latency in microseconds, one per
+// line, then "bad N" for calls that failed or answered other than 200.
+func calmChild(args []string) int {
+	fs := flag.NewFlagSet("warden-bench calm", flag.ContinueOnError)
+	url := fs.String("url", "", "the route to call")
+	ca := fs.String("ca", "", "the server's CA certificate (PEM)")
+	d := fs.Duration("d", 10*time.Second, "how long to call")
+	if err := fs.Parse(args); err != nil || *url == "" || *ca == "" {
+		fmt.Fprintln(os.Stderr, "usage: warden-bench calm -url URL -ca FILE -d DURATION")
+		return 2
+	}
+	pool, err := pki.CertPool(*ca)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
+	defer c.Transport.(*http.Transport).CloseIdleConnections()
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	bad := 0
+	t := time.NewTicker(50 * time.Millisecond) // 20 req/s
+	defer t.Stop()
+	for end := time.Now().Add(*d); time.Now().Before(end); {
+		<-t.C
+		start := time.Now()
+		resp, err := c.Get(*url)
+		if err != nil {
+			bad++
+			continue
+		}
+		io.Copy(io.Discard, resp.Body) // read to the end, so the connection is reused
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			bad++
+			continue
+		}
+		fmt.Fprintln(w, time.Since(start).Microseconds())
+	}
+	fmt.Fprintln(w, "bad", bad)
+	return 0
+}
+
+// parseCalm reads calmChild's output.
+func parseCalm(out []byte) (lat []time.Duration, bad int, err error) {
+	sawBad := false
+	for line := range strings.Lines(string(out)) {
+		line = strings.TrimSpace(line)
+		if n, ok := strings.CutPrefix(line, "bad "); ok {
+			if bad, err = strconv.Atoi(n); err != nil {
+				return nil, 0, fmt.Errorf("calm client: %q", line)
+			}
+			sawBad = true
+			continue
+		}
+		us, err := strconv.ParseInt(line, 10, 64)
+		if err != nil || us < 0 {
+			return nil, 0, fmt.Errorf("calm client: %q", line)
+		}
+		lat = append(lat, time.Duration(us)*time.Microsecond)
+	}
+	if !sawBad {
+		return nil, 0, errors.New("calm client: output ends early")
+	}
+	return lat, bad, nil
+}
+
+// pct returns the p-th percentile of ds (0 for none).
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)]
 }

@@ -124,3 +124,15 @@ func TestFigureRatio(t *testing.T) {
 		t.Errorf("no runs: ratio = %v, want 0", got)
 	}
 }
+
+func TestParseCalm(t *testing.T) {
+	lat, bad, err := parseCalm([]byte("1200\n830\nbad 2\n"))
+	if err != nil || bad != 2 || len(lat) != 2 || lat[0] != 1200*time.Microsecond || lat[1] != 830*time.Microsecond {
+		t.Errorf("parseCalm = %v, %d, %v; want [1.2ms 830µs], 2, nil", lat, bad, err)
+	}
+	for _, out := range []string{"", "1200\n", "12x\nbad 0\n", "-5\nbad 0\n", "bad x\n"} {
+		if _, _, err := parseCalm([]byte(out)); err == nil {
+			t.Errorf("parseCalm(%q): no error for output that is cut short or malformed", out)
+		}
+	}
+}
