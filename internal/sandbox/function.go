@@ -373,11 +373,11 @@ func (f *Function) Invoke(ctx context.Context, req *Request) (*Response, error) 
 	}
 	defer f.unlease(m)
 
-	ctx, cancel := context.WithTimeoutCause(ctx, f.lim.Timeout, errTimeout)
-	defer cancel()
 	cs := &callState{inv: f.inv, logger: f.e.cfg.Logger, host: f.spec.Host, seen: &f.seen, halt: &f.halt}
 	cs.inv.RequestID = req.RequestID
-	ctx = context.WithValue(ctx, callStateKey{}, cs)
+	ictx := newInvocationCtx(ctx, f.lim.Timeout, cs)
+	defer ictx.stop()
+	ctx = ictx
 
 	var resp *Response
 	if f.spec.ABI == manifest.ABIWagi {
@@ -414,7 +414,7 @@ func (f *Function) failure(ctx context.Context, err error, out *capture, memSize
 		return newError(KindMemory, "function exceeded its memory limit", err)
 	case context.Cause(ctx) == errResponseTooLarge:
 		return newError(KindResponseTooLarge, "function response too large", err)
-	case context.Cause(ctx) == errTimeout:
+	case invocationCause(ctx) == errTimeout:
 		return newError(KindTimeout, "function timed out", err)
 	case ctx.Err() != nil:
 		return newError(KindTimeout, "invocation canceled", err)
@@ -468,21 +468,34 @@ func (f *Function) getInstance(ctx context.Context, m *module) (*instance, *Erro
 			return inst, nil
 		}
 		f.mu.Unlock()
+		// Take a free slot without waiting first: the wait below asks for
+		// ctx.Done, which costs the invocation a timer (invocationCtx).
 		select {
 		case <-m.tokens:
-			f.e.busy.Add(1)
-			inst, ierr := f.newInstance(ctx, m)
-			if ierr != nil {
-				f.e.busy.Add(-1)
-				m.tokens <- struct{}{}
-			}
-			return inst, ierr
+			return f.startInstance(ctx, m)
+		default:
+		}
+		select {
+		case <-m.tokens:
+			return f.startInstance(ctx, m)
 		case <-m.freed:
 			// An instance went back to the pool: look again.
 		case <-ctx.Done():
 			return nil, f.failure(ctx, ctx.Err(), nil, 0)
 		}
 	}
+}
+
+// startInstance creates an instance in the slot the caller took from
+// m.tokens, and gives the slot back when that fails.
+func (f *Function) startInstance(ctx context.Context, m *module) (*instance, *Error) {
+	f.e.busy.Add(1)
+	inst, ierr := f.newInstance(ctx, m)
+	if ierr != nil {
+		f.e.busy.Add(-1)
+		m.tokens <- struct{}{}
+	}
+	return inst, ierr
 }
 
 // putInstance returns inst to the pool, or closes it (giving its slot back)
