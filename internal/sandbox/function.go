@@ -333,7 +333,7 @@ func (f *Function) newModule(ctx context.Context) (*module, error) {
 		_ = rt.Close(cctx)
 		return nil, err
 	}
-	hugeCode()
+	hugeCodeAsync()
 	size := f.e.cfg.PoolSize
 	if f.spec.PoolSize > 0 {
 		size = f.spec.PoolSize

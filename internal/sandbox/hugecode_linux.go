@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -17,9 +18,9 @@ import (
 // aligned 2 MiB. A compiled Go guest is 5–15 MiB of machine code run from
 // all over on every request; on 4 KiB pages it missed the instruction TLB
 // each time the server's own code had run in between (docs/RATIONALE.md).
-// It runs after each module load; a region already collapsed costs the
-// kernel a page-table walk. Failures are ignored: the advice is an
-// optimization, and the code runs the same on small pages.
+// A region already collapsed costs the kernel a page-table walk. Failures
+// are ignored: the advice is an optimization, and the code runs the same
+// on small pages.
 func hugeCode() {
 	b, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
@@ -39,6 +40,32 @@ func hugeCode() {
 			_, _, _ = unix.Syscall(unix.SYS_MADVISE, lo, hi-lo, advice)
 		}
 	}
+}
+
+// codeAdvice runs hugeCode off the load path: collapsing a module's code
+// copies it (10–20 ms for 13 MiB), which a cold start should not wait for.
+// One goroutine at a time runs it, again while more loads ask.
+var codeAdvice struct{ running, again atomic.Bool }
+
+// hugeCodeAsync asks for hugeCode after a module load and returns at once.
+func hugeCodeAsync() {
+	codeAdvice.again.Store(true)
+	if !codeAdvice.running.CompareAndSwap(false, true) {
+		return // the running goroutine sees again
+	}
+	go func() {
+		for {
+			for codeAdvice.again.Swap(false) {
+				hugeCode()
+			}
+			codeAdvice.running.Store(false)
+			// A load between the last Swap and the Store: take it, unless
+			// its own call has started a goroutine.
+			if !codeAdvice.again.Load() || !codeAdvice.running.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
 }
 
 // anonExec parses one line of /proc/self/maps and returns the range of an

@@ -3,10 +3,15 @@ package sandbox
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"warden/internal/manifest"
 )
 
 // TestMmapMemory: a guest memory starts on a huge-page boundary, is advised
@@ -88,4 +93,37 @@ func TestAnonExec(t *testing.T) {
 			t.Errorf("anonExec(%q) = %#x, %#x, %v; want %#x, %#x, %v", c.line, lo, hi, ok, c.lo, c.hi, c.ok)
 		}
 	}
+}
+
+// TestHugeCode: after a module loads, its compiled code (an anonymous
+// executable mapping of several MiB) is advised huge pages, in the
+// background.
+func TestHugeCode(t *testing.T) {
+	e, _ := newEngine(t, Config{})
+	f := e.Function(spec(t, "echo-json", 1, manifest.Limits{}))
+	if err := f.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	advised := func() bool {
+		b, err := os.ReadFile("/proc/self/smaps")
+		if err != nil {
+			t.Skipf("no /proc/self/smaps: %v", err)
+		}
+		big := false
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			line := sc.Text()
+			f := strings.Fields(line)
+			if len(f) > 0 && !strings.HasSuffix(f[0], ":") {
+				lo, hi, ok := anonExec([]byte(line))
+				big = ok && hi-lo >= 2*hugePage
+				continue
+			}
+			if big && len(f) > 0 && f[0] == "VmFlags:" && slices.Contains(f[1:], "hg") {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, 10*time.Second, "the compiled code advised MADV_HUGEPAGE", advised)
 }

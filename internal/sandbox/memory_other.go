@@ -8,5 +8,5 @@ import "context"
 // mmap-backed one is implemented.
 func withMemoryAllocator(ctx context.Context) context.Context { return ctx }
 
-// hugeCode does nothing where transparent huge pages are not advised.
-func hugeCode() {}
+// hugeCodeAsync does nothing where transparent huge pages are not advised.
+func hugeCodeAsync() {}
