@@ -377,7 +377,7 @@ func (r *runner) table(figs []*figure) {
 		rps:  fmt.Sprintf("%.0f", base), p50: round(meanDur(r.baseline, func(w wrkResult) time.Duration { return w.P50 })).String(),
 		p99:   round(meanDur(r.baseline, func(w wrkResult) time.Duration { return w.P99 })).String(),
 		cpu:   cpuReq(cpuPerRequest(r.baseline)),
-		ratio: "1.00",
+		ratio: "1.000",
 	})
 	for _, f := range figs {
 		tgt := ""
@@ -409,7 +409,7 @@ func (r *runner) table(figs []*figure) {
 			p50:   round(meanDur(f.runs, func(w wrkResult) time.Duration { return w.P50 })).String(),
 			p99:   round(meanDur(f.runs, func(w wrkResult) time.Duration { return w.P99 })).String(),
 			cpu:   cpuReq(cpuPerRequest(f.runs)),
-			ratio: fmt.Sprintf("%.2f", ratio), target: tgt, verdict: verdict,
+			ratio: fmt.Sprintf("%.3f", ratio), target: tgt, verdict: verdict,
 		})
 	}
 }
