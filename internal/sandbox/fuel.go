@@ -281,7 +281,11 @@ func (rw *fuelRewriter) fn(i uint32) (uint32, error) {
 	return i, nil
 }
 
-func (rw *fuelRewriter) typeSection(body []byte) []byte {
+// oneMore returns a vector section's body with its count raised by one,
+// for the caller to append the new entry; a nil body is an absent section.
+// The type and import sections' counts were read when the module was
+// scanned (yType, nImport), so they are known to be well formed here.
+func oneMore(body []byte) []byte {
 	var n uint32
 	var rest []byte
 	if body != nil {
@@ -289,21 +293,15 @@ func (rw *fuelRewriter) typeSection(body []byte) []byte {
 		n = r.u32()
 		rest = r.b
 	}
-	out := binary.AppendUvarint(nil, uint64(n)+1)
-	out = append(out, rest...)
-	return append(out, 0x60, 0x00, 0x00) // func () -> ()
+	return append(binary.AppendUvarint(nil, uint64(n)+1), rest...)
+}
+
+func (rw *fuelRewriter) typeSection(body []byte) []byte {
+	return append(oneMore(body), 0x60, 0x00, 0x00) // func () -> ()
 }
 
 func (rw *fuelRewriter) importSection(body []byte) []byte {
-	var n uint32
-	var rest []byte
-	if body != nil {
-		r := &fuelReader{b: body}
-		n = r.u32()
-		rest = r.b
-	}
-	out := binary.AppendUvarint(nil, uint64(n)+1)
-	out = append(out, rest...)
+	out := oneMore(body)
 	out = appendName(out, rw.opt.Module)
 	out = appendName(out, rw.opt.Name)
 	out = append(out, 0x00)

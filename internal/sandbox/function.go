@@ -200,8 +200,9 @@ func (f *Function) moduleConfig() wazero.ModuleConfig {
 // structures, so that a heap near the limit is collected harder instead of
 // growing into a trap. With that bound in place, GOGC=200 halves how often
 // a busy instance collects (its heap may reach three times what is live,
-// from two), which is about a fifth of examples/echo-json's CPU per
-// request (docs/RATIONALE.md). Other languages' runtimes ignore both.
+// from two): examples/echo-json's warm call 56–64 → 50 µs in the sandbox
+// benchmark, within the noise in the server (docs/RATIONALE.md). Other
+// languages' runtimes ignore both.
 const guestGOGC = "200"
 
 // guestMemLimit is the GOMEMLIMIT for an instance of memory bytes: 7/8 of

@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -89,5 +88,3 @@ func anonExec(line []byte) (start, end uintptr, ok bool) {
 }
 
 func alignUp(p, to uintptr) uintptr { return (p + to - 1) &^ (to - 1) }
-
-func addrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"warden/internal/manifest"
 )
@@ -72,6 +73,8 @@ func vmFlags(t *testing.T, addr, size uintptr) string {
 	}
 	return ""
 }
+
+func addrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
 
 func TestAnonExec(t *testing.T) {
 	for _, c := range []struct {
