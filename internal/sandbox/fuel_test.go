@@ -145,8 +145,11 @@ func TestFuelStopsGuests(t *testing.T) {
 			defer f.Close()
 			start := time.Now()
 			invokeErr(t, f, get("/", ""), KindTimeout)
-			if d := time.Since(start); d > 3*time.Second {
-				t.Errorf("stopped after %v, want within 3s of a 200ms deadline", d)
+			// The guest stops at its first yield past the deadline: the
+			// fuel budget bounds the overshoot (~4 ms measured; the
+			// bound leaves room for a loaded machine).
+			if d := time.Since(start); d > lim.Timeout+500*time.Millisecond {
+				t.Errorf("stopped after %v, want within 500ms of a %v deadline", d, lim.Timeout)
 			}
 		})
 	}
