@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -71,6 +72,31 @@ type Version struct {
 	Files     map[string]string `json:"files,omitempty"`
 	CreatedAt time.Time         `json:"createdAt"`
 	CreatedBy string            `json:"createdBy"`
+	// Signature says how the deploy's signature was checked; nil for a
+	// version stored before signing existed.
+	Signature *Signature `json:"signature,omitempty"`
+	// Envelope is the DSSE envelope sent with the deploy, as sent; nil
+	// when none was.
+	Envelope []byte `json:"-"`
+}
+
+// Signature statuses of a version.
+const (
+	SignatureVerified   = "verified"   // signed by a key the namespace trusted at deploy
+	SignatureUnverified = "unverified" // an envelope that did not verify, accepted in warn mode
+	SignatureUnsigned   = "unsigned"   // no envelope: the namespace trusted no key, or warn mode
+)
+
+// Signature records the check of a version's signature at deploy.
+type Signature struct {
+	Status  string `json:"status"`
+	KeyID   string `json:"keyId,omitempty"`   // the trusted key that verified it
+	KeyName string `json:"keyName,omitempty"` // that key's name when trusted
+	Mode    string `json:"mode"`              // the namespace's signing mode at deploy
+	// Reason says why a version is not verified.
+	Reason string `json:"reason,omitempty"`
+	// Provenance is the build metadata the signer stated (JSON), if any.
+	Provenance json.RawMessage `json:"provenance,omitempty"`
 }
 
 // Functions keeps functions, versions and artifacts.
@@ -377,6 +403,7 @@ type Store interface {
 	Credentials
 	Users
 	Issuers
+	Trust
 	Events
 	EventRetention
 	Secrets

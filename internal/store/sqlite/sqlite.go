@@ -303,10 +303,17 @@ func (db *DB) CreateVersion(ctx context.Context, v store.Version, activate bool)
 		if err != nil || v.Files == nil {
 			files = []byte("{}")
 		}
+		var sig []byte
+		if v.Signature != nil {
+			if sig, err = json.Marshal(v.Signature); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO versions (namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			v.Namespace, v.Name, v.Version, v.Digest, v.ArtifactDigest, v.ArtifactSize, v.Manifest, created, v.CreatedBy, string(files)); err != nil {
+			`INSERT INTO versions (namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files, signature, envelope)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			v.Namespace, v.Name, v.Version, v.Digest, v.ArtifactDigest, v.ArtifactSize, v.Manifest, created, v.CreatedBy, string(files),
+			string(sig), v.Envelope); err != nil {
 			return err
 		}
 		q := `UPDATE functions SET updated_at = ? WHERE namespace = ? AND name = ?`
@@ -380,14 +387,14 @@ func (db *DB) ListFunctions(ctx context.Context) ([]store.Function, error) {
 	return queryAll(ctx, db.r, "list functions", scanFunction, `SELECT `+functionColumns+` FROM functions ORDER BY namespace, name`)
 }
 
-const versionColumns = `namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files`
+const versionColumns = `namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files, signature, envelope`
 
 func scanVersion(s scanner) (store.Version, error) {
 	var v store.Version
 	var created int64
-	var files string
+	var files, sig string
 	if err := s.Scan(&v.Namespace, &v.Name, &v.Version, &v.Digest, &v.ArtifactDigest, &v.ArtifactSize,
-		&v.Manifest, &created, &v.CreatedBy, &files); err != nil {
+		&v.Manifest, &created, &v.CreatedBy, &files, &sig, &v.Envelope); err != nil {
 		return store.Version{}, err
 	}
 	v.CreatedAt = fromNanos(created)
@@ -395,6 +402,15 @@ func scanVersion(s scanner) (store.Version, error) {
 		if err := json.Unmarshal([]byte(files), &v.Files); err != nil {
 			return store.Version{}, fmt.Errorf("files column: %w", err)
 		}
+	}
+	if sig != "" {
+		v.Signature = new(store.Signature)
+		if err := json.Unmarshal([]byte(sig), v.Signature); err != nil {
+			return store.Version{}, fmt.Errorf("signature column: %w", err)
+		}
+	}
+	if len(v.Envelope) == 0 {
+		v.Envelope = nil
 	}
 	return v, nil
 }
