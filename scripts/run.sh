@@ -21,7 +21,20 @@ if ! bin/warden --data "$DATA" secrets history SIGNING_KEY >/dev/null 2>&1; then
   head -c 32 /dev/urandom | base64 | bin/warden --data "$DATA" secrets set SIGNING_KEY --from-stdin
 fi
 
+# Deploys are signed. A development signing key lives in the data
+# directory (made once, private key mode 0600); namespace default trusts it,
+# so it enforces signatures, and the examples are signed before each deploy
+# (their modules change with every build).
+KEY="$DATA/dev-signing"
+if [ ! -s "$KEY.key" ]; then
+  bin/warden signing keygen --out "$KEY" >/dev/null
+fi
+if ! bin/warden --data "$DATA" trust ls default 2>/dev/null | grep -q "dev-signing"; then
+  bin/warden --data "$DATA" trust add default --key "$KEY.pub" --name dev-signing
+fi
+
 for m in examples/*/warden.yaml; do
+  bin/warden sign -f "$m" --key "$KEY.key" >/dev/null
   bin/warden --data "$DATA" deploy -f "$m"
 done
 
@@ -43,6 +56,7 @@ warden is running. Try:
   bin/warden egress
   bin/warden access review secret-hmac
   bin/warden events --since 10m
+  bin/warden trust ls
 Ctrl-C stops the server (in-flight invocations finish first).
 MSG
 wait $pid

@@ -35,6 +35,7 @@ import (
 	"warden/internal/reqid"
 	"warden/internal/sandbox"
 	"warden/internal/secheaders"
+	"warden/internal/sign"
 	"warden/internal/store"
 )
 
@@ -141,7 +142,7 @@ func (a *API) Routes() []Route {
 		{"GET " + health.Path, PermPublic, "Health of this node's parts (200, or 503 naming the failing ones); no credential", a.healthz},
 		{"GET /v1/openapi.json", PermMetadata, "This API's OpenAPI document", a.openapi},
 		{"GET /v1/functions", PermRead, "List functions", a.listFunctions},
-		{"POST /v1/functions", PermDeploy, "Deploy a version (multipart: manifest, artifact)", a.deploy},
+		{"POST /v1/functions", PermDeploy, "Deploy a version (multipart: manifest, artifact, file:PATH for each schema, signature for a DSSE envelope)", a.deploy},
 		{"GET /v1/functions/{namespace}/{name}", PermRead, "Describe a function", a.getFunction},
 		{"DELETE /v1/functions/{namespace}/{name}", PermDelete, "Delete a function and its versions", a.deleteFunction},
 		{"POST /v1/functions/{namespace}/{name}/rollback", PermDeploy, "Activate an earlier version", a.rollback},
@@ -161,6 +162,11 @@ func (a *API) Routes() []Route {
 		{"POST /v1/auth/jwt", PermIssuers, "Trust a JWT issuer (routes name it as auth: jwt:<name>)", a.addIssuer},
 		{"GET /v1/auth/jwt", PermIssuers, "List trusted JWT issuers", a.listIssuers},
 		{"DELETE /v1/auth/jwt/{name}", PermIssuers, "Stop trusting a JWT issuer", a.removeIssuer},
+		{"GET /v1/trust", PermRead, "Signing keys and mode of every configured namespace", a.listTrust},
+		{"GET /v1/trust/{namespace}", PermRead, "A namespace's signing keys and mode", a.getTrust},
+		{"POST /v1/trust/{namespace}/keys", PermTrust, "Trust a public key (PEM) to sign the namespace's deploys", a.addTrustedKey},
+		{"DELETE /v1/trust/{namespace}/keys/{id}", PermTrust, "Revoke a trusted key (id or a unique prefix of 8+ hex digits)", a.revokeTrustedKey},
+		{"PUT /v1/trust/{namespace}/mode", PermTrust, "Set the namespace's signing mode: enforce or warn", a.setTrustMode},
 		{"GET /v1/secrets", PermSecretsRead, "List secrets: names, versions, dates, grants (never values)", a.listSecrets},
 		{"POST /v1/secrets/{namespace}/{name}", PermSecrets, "Create a secret (raw body); 409 if it exists", a.putSecret(true)},
 		{"POST /v1/secrets/{namespace}/{name}/rotate", PermSecrets, "Add a version (raw body); the previous one stays readable for ?grace=, default 24h", a.putSecret(false)},
@@ -419,7 +425,7 @@ func (a *API) deployError(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		a.log.Error("admin change failed", "request_id", reqid.From(r.Context()), "err", err)
 	}
-	problem.WriteDetails(w, r, problem.Details{Status: status, Detail: de.Msg, Errors: de.Details})
+	problem.WriteDetails(w, r, problem.Details{Status: status, Detail: de.Msg, Errors: de.Details, Step: de.Step})
 }
 
 // maxManifest and maxFile bound the manifest part and each file part of a
@@ -458,6 +464,11 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 			}
 		case "artifact":
 			req.Artifact, err = io.ReadAll(part)
+		case "signature":
+			req.Signature, err = io.ReadAll(io.LimitReader(part, sign.MaxEnvelope+1))
+			if err == nil && len(req.Signature) > sign.MaxEnvelope {
+				err = fmt.Errorf("signature larger than %d bytes", sign.MaxEnvelope)
+			}
 		default:
 			path, ok := strings.CutPrefix(part.FormName(), "file:")
 			if !ok || path == "" {

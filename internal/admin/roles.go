@@ -24,6 +24,10 @@ const (
 	PermSecretsRead = "secrets:list"   // secret names, versions and grants, never values; master key status
 	PermKV          = "kv:manage"      // read and write function KV buckets
 	PermAccess      = "access:review"  // grant usage reviews and egress summaries
+	// PermTrust trusts and revokes signing keys and sets signing modes: a
+	// trusted key's signature stands in for grants:approve on new code,
+	// so only the admin role holds it.
+	PermTrust = "trust:manage"
 	// PermGrant is not a route's permission: a deploy or rollback that
 	// widens a function (grants its active version does not hold, relaxed
 	// route or WAF protection, new code, env or routes for a function that
@@ -57,7 +61,7 @@ type roleSpec struct {
 // Every role may read API metadata and enroll its own TOTP.
 var roles = map[string]roleSpec{
 	auth.RoleAdmin: {mfa: true, perms: []string{PermRead, PermDeploy, PermDelete, PermInvoke, PermEvents,
-		PermMetadata, PermKeys, PermUsers, PermMFA, PermTokens, PermIssuers, PermSecrets, PermSecretsRead, PermKV, PermAccess, PermGrant}},
+		PermMetadata, PermKeys, PermUsers, PermMFA, PermTokens, PermIssuers, PermSecrets, PermSecretsRead, PermKV, PermAccess, PermGrant, PermTrust}},
 	auth.RoleDeployer: {perms: []string{PermRead, PermDeploy, PermInvoke, PermMetadata, PermMFA, PermSecretsRead}},
 	auth.RoleAuditor:  {perms: []string{PermRead, PermEvents, PermMetadata, PermMFA, PermSecretsRead, PermAccess}},
 	auth.RoleViewer:   {perms: []string{PermRead, PermMetadata, PermMFA}},

@@ -85,6 +85,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		kvCmd(g, stdout),
 		egressCmd(g, stdout),
 		accessCmd(g, stdout),
+		signingCmd(stdout),
+		signCmd(stdout),
+		trustCmd(g, stdout),
 	)
 	// Argument-count errors are usage errors too.
 	var wrap func(c *cobra.Command)

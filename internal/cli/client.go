@@ -106,6 +106,9 @@ func (e *serverError) Error() string {
 	if msg == "" {
 		msg = http.StatusText(e.status)
 	}
+	if e.p.Step != "" {
+		msg = "deploy refused at step " + e.p.Step + ": " + msg
+	}
 	fmt.Fprintf(&b, "%s (HTTP %d", msg, e.status)
 	if e.p.RequestID != "" {
 		fmt.Fprintf(&b, ", request id %s", e.p.RequestID)

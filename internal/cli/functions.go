@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -20,6 +23,7 @@ import (
 	"warden/internal/admin"
 	"warden/internal/deploy"
 	"warden/internal/manifest"
+	"warden/internal/store"
 )
 
 func printJSON(w io.Writer, v any) error {
@@ -29,46 +33,40 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
-	file := "warden.yaml"
+	file, sigFile := "warden.yaml", ""
 	c := &cobra.Command{
-		Use:   "deploy [-f warden.yaml]",
-		Short: "Upload a function's artifact and manifest; prints the new version",
-		Args:  cobra.NoArgs,
+		Use:   "deploy [-f warden.yaml] [--signature F]",
+		Short: "Upload a function's artifact, manifest and signature; prints the new version",
+		Long: "Upload a function's artifact, manifest, schemas and signature; prints the new version.\n" +
+			"The signature (a DSSE envelope made by warden sign) is --signature, else the file\n" +
+			"beside the manifest that warden sign writes by default (warden.dsse.json for warden.yaml).",
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			raw, err := os.ReadFile(file)
+			b, err := readBundle(file)
 			if err != nil {
-				return usageErr(err.Error())
-			}
-			// Parse locally first: the artifact path comes from the
-			// manifest, and errors are shown before anything is sent.
-			// The server parses again; it is the authority.
-			m, err := manifest.Parse(file, raw)
-			if err != nil {
-				return usageErr("invalid manifest:\n  " + strings.ReplaceAll(err.Error(), "\n", "\n  "))
-			}
-			artPath := filepath.Join(filepath.Dir(file), filepath.FromSlash(m.Artifact))
-			art, err := os.ReadFile(artPath)
-			if err != nil {
-				return usageErr(fmt.Sprintf("artifact: %v (build it first?)", err))
+				return err
 			}
 			var body bytes.Buffer
 			mw := multipart.NewWriter(&body)
 			pw, _ := mw.CreateFormFile("manifest", filepath.Base(file))
-			pw.Write(raw)
-			pw, _ = mw.CreateFormFile("artifact", filepath.Base(artPath))
-			pw.Write(art)
-			sent := map[string]bool{}
-			for _, r := range m.HTTP {
-				if r.Schema == "" || sent[r.Schema] {
-					continue
-				}
-				sent[r.Schema] = true
-				doc, err := os.ReadFile(r.SchemaPath(file))
-				if err != nil {
-					return usageErr(fmt.Sprintf("schema of route %q: %v", r.Pattern, err))
-				}
-				pw, _ = mw.CreateFormFile("file:"+r.Schema, filepath.Base(r.Schema))
-				pw.Write(doc)
+			pw.Write(b.raw)
+			pw, _ = mw.CreateFormFile("artifact", filepath.Base(b.artPath))
+			pw.Write(b.artifact)
+			for _, p := range slices.Sorted(maps.Keys(b.files)) {
+				pw, _ = mw.CreateFormFile("file:"+p, filepath.Base(p))
+				pw.Write(b.files[p])
+			}
+			sigPath, explicit := sigFile, sigFile != ""
+			if !explicit {
+				sigPath = defaultSignature(file)
+			}
+			env, err := os.ReadFile(sigPath)
+			switch {
+			case err == nil:
+				pw, _ = mw.CreateFormFile("signature", filepath.Base(sigPath))
+				pw.Write(env)
+			case explicit || !errors.Is(err, fs.ErrNotExist):
+				return usageErr("--signature: " + err.Error())
 			}
 			mw.Close()
 			var res deploy.Result
@@ -83,15 +81,82 @@ func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
 			case res.Unchanged:
 				fmt.Fprintf(stdout, "%s/%s version %d is already active (unchanged, digest %s)\n", v.Namespace, v.Name, v.Version, short(v.Digest))
 			case res.Previous > 0:
-				fmt.Fprintf(stdout, "deployed %s/%s version %d (digest %s), replacing version %d\n", v.Namespace, v.Name, v.Version, short(v.Digest), res.Previous)
+				fmt.Fprintf(stdout, "deployed %s/%s version %d (digest %s%s), replacing version %d\n", v.Namespace, v.Name, v.Version, short(v.Digest), signedBy(v.Signature), res.Previous)
 			default:
-				fmt.Fprintf(stdout, "deployed %s/%s version %d (digest %s)\n", v.Namespace, v.Name, v.Version, short(v.Digest))
+				fmt.Fprintf(stdout, "deployed %s/%s version %d (digest %s%s)\n", v.Namespace, v.Name, v.Version, short(v.Digest), signedBy(v.Signature))
 			}
 			return nil
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", file, "the function's manifest")
+	c.Flags().StringVar(&sigFile, "signature", "", "the DSSE envelope signing this deploy (default: the one warden sign wrote beside the manifest, if any)")
 	return c
+}
+
+// signedBy describes a version's signature for the deploy answer.
+func signedBy(s *store.Signature) string {
+	switch {
+	case s == nil:
+		return ""
+	case s.Status == store.SignatureVerified:
+		return ", signed by " + s.KeyName
+	case s.Status == store.SignatureUnverified:
+		return ", signature NOT verified: " + s.Reason
+	case s.Mode == store.SigningWarn:
+		return ", unsigned"
+	}
+	return ""
+}
+
+// bundle is what a deploy sends: the manifest, the artifact and the files
+// the manifest names.
+type bundle struct {
+	raw      []byte
+	m        *manifest.Manifest
+	artPath  string
+	artifact []byte
+	files    map[string][]byte // by the path the manifest names
+}
+
+// readBundle reads a manifest and the files it names. The manifest is
+// parsed locally first: the artifact path comes from it, and errors are
+// shown before anything is sent. The server parses again; it is the
+// authority.
+func readBundle(file string) (*bundle, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, usageErr(err.Error())
+	}
+	m, err := manifest.Parse(file, raw)
+	if err != nil {
+		return nil, usageErr("invalid manifest:\n  " + strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	b := &bundle{raw: raw, m: m, artPath: filepath.Join(filepath.Dir(file), filepath.FromSlash(m.Artifact))}
+	if b.artifact, err = os.ReadFile(b.artPath); err != nil {
+		return nil, usageErr(fmt.Sprintf("artifact: %v (build it first?)", err))
+	}
+	for _, r := range m.HTTP {
+		if r.Schema == "" || b.files[r.Schema] != nil {
+			continue
+		}
+		doc, err := os.ReadFile(r.SchemaPath(file))
+		if err != nil {
+			return nil, usageErr(fmt.Sprintf("schema of route %q: %v", r.Pattern, err))
+		}
+		if b.files == nil {
+			b.files = map[string][]byte{}
+		}
+		b.files[r.Schema] = doc
+	}
+	return b, nil
+}
+
+// defaultSignature is where warden sign writes a manifest's envelope by
+// default and where warden deploy looks for it: warden.dsse.json beside
+// warden.yaml.
+func defaultSignature(manifestFile string) string {
+	ext := filepath.Ext(manifestFile)
+	return strings.TrimSuffix(manifestFile, ext) + ".dsse.json"
 }
 
 // size prints bytes in the manifest's binary units.

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"warden/internal/capability"
 	"warden/internal/dlp"
@@ -46,6 +47,11 @@ type Config struct {
 	// Capabilities makes each version's host (its grants); nil: every
 	// capability call is denied.
 	Capabilities *capability.Service
+	// Trust gives each namespace's trusted signing keys and mode; nil: no
+	// namespace verifies signatures (every deploy is recorded unsigned).
+	Trust store.Trust
+	// Now is the clock for key expiry; nil: time.Now.
+	Now func() time.Time
 }
 
 // Runner runs one version's code; *sandbox.Function implements it.
@@ -152,9 +158,23 @@ const (
 	KindForbidden                 // the caller may not widen the function's grants
 )
 
+// Steps of the deploy pipeline, in order. A refused deploy names the step
+// that refused it (Error.Step).
+const (
+	StepManifest    = "manifest"    // parse and check the manifest and its files
+	StepPermissions = "permissions" // the grants can be enforced; granted secrets exist
+	StepSignature   = "signature"   // the envelope against the namespace's trusted keys
+	StepApproval    = "approval"    // widening needs grants:approve
+	StepModule      = "module"      // the module compiles and fits the ABI
+	StepRoutes      = "routes"      // no route is served by another function
+	StepStore       = "store"       // the version is stored
+	StepActivate    = "activate"    // bound, loaded, made active
+)
+
 // Error is a refused change. Msg and Details are safe to show the user.
 type Error struct {
 	Kind    Kind
+	Step    string // the pipeline step that refused a deploy (Step*)
 	Msg     string
 	Details []string
 	Err     error
@@ -170,8 +190,11 @@ type Request struct {
 	Artifact     []byte
 	// Files holds the files the manifest names besides the artifact (route
 	// schemas), by the path written in the manifest.
-	Files  map[string][]byte
-	Origin Origin
+	Files map[string][]byte
+	// Signature is the DSSE envelope signing the deploy (warden sign); nil
+	// when unsigned.
+	Signature []byte
+	Origin    Origin
 }
 
 // Result describes the version a change made active.
@@ -259,12 +282,16 @@ func (s *Service) Routes() *router.Table[*Active] { return s.cur.Load().routes }
 func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	m, err := manifest.Parse(req.ManifestName, req.Manifest)
 	if err != nil {
-		e := &Error{Kind: KindInvalid, Msg: "invalid manifest", Details: manifestErrors(err), Err: err}
-		s.emit(events.TypeFunctionDeploy, events.OutcomeFailure, "invalid manifest", "", "", 0, req.Origin)
+		e := &Error{Kind: KindInvalid, Step: StepManifest, Msg: "invalid manifest", Details: manifestErrors(err), Err: err}
+		s.emitLabels(events.TypeFunctionDeploy, events.OutcomeFailure, "invalid manifest", "", "", 0, req.Origin, map[string]string{"step": StepManifest})
 		return Result{}, e
 	}
+	step := StepManifest
 	failVersion := func(e *Error, version int) (Result, error) {
-		s.emit(events.TypeFunctionDeploy, events.OutcomeFailure, e.Msg, m.Namespace, m.Name, version, req.Origin)
+		if e.Step == "" {
+			e.Step = step
+		}
+		s.emitLabels(events.TypeFunctionDeploy, events.OutcomeFailure, e.Msg, m.Namespace, m.Name, version, req.Origin, map[string]string{"step": e.Step})
 		return Result{}, e
 	}
 	fail := func(e *Error) (Result, error) { return failVersion(e, 0) }
@@ -282,6 +309,7 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 			return fail(&Error{Kind: KindInvalid, Msg: fmt.Sprintf("route %q: the path %s is reserved for the health report", r.Pattern, health.Path)})
 		}
 	}
+	step = StepPermissions
 	if s.cfg.Capabilities != nil {
 		if err := capability.CheckPermissions(m.Permissions); err != nil {
 			return fail(&Error{Kind: KindInvalid, Msg: "permissions cannot be enforced: " + err.Error(), Err: err})
@@ -297,32 +325,43 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	}
 	schemas, fileDigests, ferr := compileSchemas(m, req.Files)
 	if ferr != nil {
+		ferr.Step = StepManifest
 		return fail(ferr)
 	}
 	artDigest := digest(req.Artifact)
 	verDigest := store.VersionDigest(artDigest, withFiles(req.Manifest, fileDigests))
 
+	step = StepSignature
+	sig, e := s.verifySignature(ctx, m, req, artDigest, fileDigests)
+	if e != nil {
+		return fail(e)
+	}
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	step = StepApproval
 	k := key(m.Namespace, m.Name)
 	cur := s.cur.Load()
 	prev := cur.active[k]
-	if e := s.checkChange(prev, m, artDigest, req.Origin); e != nil {
+	if e := s.checkChange(prev, m, artDigest, req.Origin, sig.Status == store.SignatureVerified); e != nil {
 		return fail(e)
 	}
 	if prev != nil && prev.Version.Digest == verDigest {
 		s.emit(events.TypeFunctionDeploy, events.OutcomeSuccess, "unchanged", m.Namespace, m.Name, prev.Version.Version, req.Origin)
 		return Result{Version: prev.Version, Previous: prev.Version.Version, Unchanged: true}, nil
 	}
+	step = StepModule
 	if err := s.cfg.Engine.Check(ctx, m.ABI, req.Artifact); err != nil {
 		return fail(&Error{Kind: KindRejected, Msg: "module refused: " + err.Error(), Err: err})
 	}
+	step = StepRoutes
 	next := &Active{Manifest: m, Schemas: schemas}
 	next.Version = store.Version{Namespace: m.Namespace, Name: m.Name}
 	routes, err := buildRoutes(with(cur.active, k, next), k)
 	if err != nil {
 		return fail(&Error{Kind: KindConflict, Msg: err.Error(), Err: err})
 	}
+	step = StepStore
 	if err := s.cfg.Store.PutArtifact(ctx, artDigest, req.Artifact); err != nil {
 		return fail(&Error{Msg: "store artifact failed", Err: err})
 	}
@@ -339,10 +378,12 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 		Namespace: m.Namespace, Name: m.Name, Digest: verDigest,
 		ArtifactDigest: artDigest, ArtifactSize: int64(len(req.Artifact)),
 		Manifest: req.Manifest, Files: fileDigests, CreatedBy: req.Origin.Actor,
+		Signature: sig, Envelope: req.Signature,
 	}, false)
 	if err != nil {
 		return fail(&Error{Msg: "store version failed", Err: err})
 	}
+	step = StepActivate
 	next.Version = v
 	if err := s.bind(next); err != nil {
 		return failVersion(&Error{Kind: KindRejected, Msg: fmt.Sprintf("version %d could not be bound on this node; the active version is unchanged", v.Version), Err: err}, v.Version)
@@ -360,7 +401,14 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	if prev != nil {
 		res.Previous = prev.Version.Version
 	}
-	s.emit(events.TypeFunctionDeploy, events.OutcomeSuccess, "", m.Namespace, m.Name, v.Version, req.Origin)
+	labels := map[string]string{"signature": sig.Status}
+	if sig.KeyName != "" {
+		labels["signer"] = sig.KeyName
+	}
+	if sig.KeyID != "" {
+		labels["signer.key_id"] = sig.KeyID
+	}
+	s.emitLabels(events.TypeFunctionDeploy, events.OutcomeSuccess, "", m.Namespace, m.Name, v.Version, req.Origin, labels)
 	return res, nil
 }
 
@@ -412,7 +460,7 @@ func (s *Service) Rollback(ctx context.Context, namespace, name string, to int, 
 	if err != nil {
 		return fail(&Error{Kind: KindRejected, Msg: fmt.Sprintf("version %d's schemas could not be loaded", to), Err: err})
 	}
-	if e := s.checkChange(prev, m, v.ArtifactDigest, o); e != nil {
+	if e := s.checkChange(prev, m, v.ArtifactDigest, o, s.stillVouched(ctx, v)); e != nil {
 		return fail(e)
 	}
 	next := &Active{Version: v, Manifest: m, Schemas: schemas}
@@ -490,8 +538,11 @@ func (s *Service) swap(cur *state, k string, next *Active, routes *router.Table[
 // code can return a secret in any encoding, and an approved function can
 // be told to by its env or reached on a new route). Otherwise whoever may
 // deploy could read any secret by deploying a function that returns it.
+// A signature by a key the namespace trusts stands in for the approval of
+// new code, env and routes of a function holding secrets (the signer
+// vouched for all of them), never for widened grants or relaxed protection.
 // prev is nil for a new function.
-func (s *Service) checkChange(prev *Active, m *manifest.Manifest, artifactDigest string, o Origin) *Error {
+func (s *Service) checkChange(prev *Active, m *manifest.Manifest, artifactDigest string, o Origin, signed bool) *Error {
 	if o.MayGrant {
 		return nil
 	}
@@ -502,7 +553,9 @@ func (s *Service) checkChange(prev *Active, m *manifest.Manifest, artifactDigest
 	w := Widened(held, m.Permissions)
 	if prev != nil {
 		w = append(w, Relaxed(prev.Manifest, m)...)
-		w = append(w, secretHolderChanges(prev, m, artifactDigest)...)
+		if !signed {
+			w = append(w, secretHolderChanges(prev, m, artifactDigest)...)
+		}
 	}
 	if len(w) > 0 {
 		return &Error{Kind: KindForbidden, Msg: "this change needs grants:approve (the admin role): " + strings.Join(w, "; "), Details: w}
@@ -525,6 +578,7 @@ func secretHolderChanges(prev *Active, m *manifest.Manifest, artifactDigest stri
 	}
 	holds := "the function holds secrets (" + strings.Join(secrets, ", ") + ")"
 	var out []string
+	holds += " and the deploy is not signed by a key its namespace trusts"
 	if prev.Version.ArtifactDigest != artifactDigest {
 		out = append(out, "new code: "+holds)
 	}
@@ -701,10 +755,14 @@ func (s *Service) bind(a *Active) error {
 }
 
 func (s *Service) emit(typ, outcome, reason, namespace, name string, version int, o Origin) {
+	s.emitLabels(typ, outcome, reason, namespace, name, version, o, nil)
+}
+
+func (s *Service) emitLabels(typ, outcome, reason, namespace, name string, version int, o Origin, labels map[string]string) {
 	s.cfg.Events.Emit(events.Event{
 		Type: typ, Outcome: outcome, Reason: reason,
 		Actor: o.Actor, SourceIP: o.SourceIP, RequestID: o.RequestID,
-		Namespace: namespace, Function: name, Version: version,
+		Namespace: namespace, Function: name, Version: version, Labels: labels,
 	})
 }
 

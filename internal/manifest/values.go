@@ -517,3 +517,7 @@ func checkDNSLabel(label string) error {
 	}
 	return nil
 }
+
+// CheckNamespace checks a namespace name as a manifest's namespace field
+// does.
+func CheckNamespace(s string) error { return checkName(s, false) }

@@ -26,6 +26,7 @@ type Details struct {
 	Instance  string   `json:"instance,omitempty"`
 	RequestID string   `json:"requestId,omitempty"`
 	Errors    []string `json:"errors,omitempty"` // individual problems, e.g. each manifest error
+	Step      string   `json:"step,omitempty"`   // the deploy pipeline's step that refused a deploy
 }
 
 // Write sends a problem with status, a short title and a detail. The request

@@ -136,7 +136,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	if s.engine, err = sandbox.New(ctx, sc); err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
-	if s.deploy, err = deploy.New(deploy.Config{Store: s.store, Engine: s.engine, Events: s.events, Logger: log, Capabilities: s.caps}); err != nil {
+	if s.deploy, err = deploy.New(deploy.Config{Store: s.store, Engine: s.engine, Events: s.events, Logger: log, Capabilities: s.caps, Trust: s.store}); err != nil {
 		return nil, err
 	}
 	if err := s.deploy.Load(ctx); err != nil {
