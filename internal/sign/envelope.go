@@ -42,7 +42,8 @@ var (
 	// base64, invalid in-toto statement).
 	ErrMalformed = errors.New("signature envelope is malformed")
 	// ErrUntrusted: no signature in the envelope verifies under a key the
-	// namespace trusts (none given, unknown key IDs, bad signatures).
+	// namespace trusts (no trusted keys, no signatures, unknown key IDs,
+	// signatures that do not verify).
 	ErrUntrusted = errors.New("no signature by a trusted key")
 	// ErrSubjects: the signed files are not exactly the deployed ones;
 	// the message names the first differing file.
@@ -116,7 +117,9 @@ type Verified struct {
 // the deploy makes, and returns the trusted key and the signed claim. Every
 // error wraps ErrMalformed, ErrUntrusted, ErrSubjects or ErrWrongTarget.
 //
-// It succeeds only if all of these hold, checked in this order:
+// It first refuses a want without a namespace, a function or valid
+// subjects, and an empty trusted list. It then succeeds only if all of
+// these hold, checked in this order:
 //   - envelope is at most MaxEnvelope bytes of strict JSON with exactly the
 //     DSSE fields, 1 to 16 signatures, and payloadType PayloadType;
 //   - a signature verifies under one of trusted: a signature naming a keyid
@@ -128,9 +131,15 @@ type Verified struct {
 //   - its subjects are want.Subjects as a set of (name, sha256): none
 //     missing, none extra, none signed twice.
 //
-// want.Provenance is ignored. want must name a namespace, a function and at
-// least one valid subject; a want that does not is refused (ErrWrongTarget
-// or ErrSubjects), never treated as a match.
+// want.Provenance is ignored. A bad want is refused (ErrWrongTarget or
+// ErrSubjects), never treated as a match; a trusted entry not made by
+// ParsePublicKey is refused (ErrUntrusted).
+//
+// # Notes
+//   - A signature without keyid costs one verification per trusted key;
+//     at most 16 signatures are tried.
+//   - Verify never parses the statement before a trusted signature over it
+//     has verified.
 func Verify(envelope []byte, trusted []*PublicKey, want Claim) (*Verified, error) {
 	if err := checkTarget("namespace", want.Namespace); err != nil {
 		return nil, fmt.Errorf("%w: deploying to an invalid target: %w", ErrWrongTarget, err)

@@ -81,11 +81,11 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
-// FuzzVerifyPayload reaches the statement parser, which Verify enters only
+// FuzzSignedPayload reaches the statement parser, which Verify enters only
 // after a trusted signature verifies: it signs arbitrary payloads with the
 // trusted key. Verify must never panic or blame the signature, and what it
 // accepts must read the same through encoding/json.
-func FuzzVerifyPayload(f *testing.F) {
+func FuzzSignedPayload(f *testing.F) {
 	k := fixedKey(f, sign.Ed25519, 1)
 	trusted := []*sign.PublicKey{k.pub}
 	want := fuzzClaim()
