@@ -78,6 +78,11 @@ type Version struct {
 	// Envelope is the DSSE envelope sent with the deploy, as sent; nil
 	// when none was.
 	Envelope []byte `json:"-"`
+	// Scan is the scan report of the version's module and manifest (JSON);
+	// nil for a version stored before scanning existed.
+	Scan json.RawMessage `json:"scan,omitempty"`
+	// SBOM is the version's CycloneDX SBOM (JSON); nil when none.
+	SBOM []byte `json:"-"`
 }
 
 // Signature statuses of a version.
@@ -404,6 +409,9 @@ type Store interface {
 	Users
 	Issuers
 	Trust
+	Advisories
+	Findings
+	Policies
 	Events
 	EventRetention
 	Secrets

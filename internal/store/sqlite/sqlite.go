@@ -310,10 +310,10 @@ func (db *DB) CreateVersion(ctx context.Context, v store.Version, activate bool)
 			}
 		}
 		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO versions (namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files, signature, envelope)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			`INSERT INTO versions (namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files, signature, envelope, scan, sbom)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			v.Namespace, v.Name, v.Version, v.Digest, v.ArtifactDigest, v.ArtifactSize, v.Manifest, created, v.CreatedBy, string(files),
-			string(sig), v.Envelope); err != nil {
+			string(sig), v.Envelope, string(v.Scan), v.SBOM); err != nil {
 			return err
 		}
 		q := `UPDATE functions SET updated_at = ? WHERE namespace = ? AND name = ?`
@@ -387,14 +387,14 @@ func (db *DB) ListFunctions(ctx context.Context) ([]store.Function, error) {
 	return queryAll(ctx, db.r, "list functions", scanFunction, `SELECT `+functionColumns+` FROM functions ORDER BY namespace, name`)
 }
 
-const versionColumns = `namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files, signature, envelope`
+const versionColumns = `namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files, signature, envelope, scan, sbom`
 
 func scanVersion(s scanner) (store.Version, error) {
 	var v store.Version
 	var created int64
-	var files, sig string
+	var files, sig, report string
 	if err := s.Scan(&v.Namespace, &v.Name, &v.Version, &v.Digest, &v.ArtifactDigest, &v.ArtifactSize,
-		&v.Manifest, &created, &v.CreatedBy, &files, &sig, &v.Envelope); err != nil {
+		&v.Manifest, &created, &v.CreatedBy, &files, &sig, &v.Envelope, &report, &v.SBOM); err != nil {
 		return store.Version{}, err
 	}
 	v.CreatedAt = fromNanos(created)
@@ -411,6 +411,12 @@ func scanVersion(s scanner) (store.Version, error) {
 	}
 	if len(v.Envelope) == 0 {
 		v.Envelope = nil
+	}
+	if report != "" {
+		v.Scan = json.RawMessage(report)
+	}
+	if len(v.SBOM) == 0 {
+		v.SBOM = nil
 	}
 	return v, nil
 }
@@ -484,6 +490,9 @@ func (db *DB) DeleteFunction(ctx context.Context, namespace, name string) error 
 		}
 		// Explicit rather than relying on ON DELETE CASCADE alone.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM versions WHERE namespace = ? AND name = ?`, namespace, name); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM findings WHERE namespace = ? AND name = ?`, namespace, name); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM functions WHERE namespace = ? AND name = ?`, namespace, name); err != nil {

@@ -36,7 +36,7 @@ func TestVersionSignature(t *testing.T) {
 	sig := &store.Signature{Status: store.SignatureVerified, KeyID: "k", KeyName: "ci", Mode: store.SigningEnforce,
 		Provenance: json.RawMessage(`{"builderId":"ci"}`)}
 	v1, err := db.CreateVersion(c, store.Version{Namespace: "ns", Name: "f", ArtifactDigest: d, Manifest: []byte("m1"),
-		Signature: sig, Envelope: []byte(`{"payloadType":"x"}`)}, true)
+		Signature: sig, Envelope: []byte(`{"payloadType":"x"}`), Scan: json.RawMessage(`{"findings":[]}`), SBOM: []byte(`{"bomFormat":"CycloneDX"}`)}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,11 +46,22 @@ func TestVersionSignature(t *testing.T) {
 	}
 	got, err := db.Version(c, "ns", "f", v1.Version)
 	if err != nil || got.Signature == nil || got.Signature.KeyName != "ci" || got.Signature.Status != store.SignatureVerified ||
-		string(got.Signature.Provenance) != `{"builderId":"ci"}` || string(got.Envelope) != `{"payloadType":"x"}` {
+		string(got.Signature.Provenance) != `{"builderId":"ci"}` || string(got.Envelope) != `{"payloadType":"x"}` ||
+		string(got.Scan) != `{"findings":[]}` || string(got.SBOM) != `{"bomFormat":"CycloneDX"}` {
 		t.Fatalf("Version(signed) = %+v, %v", got, err)
 	}
 	got, err = db.Version(c, "ns", "f", v2.Version)
-	if err != nil || got.Signature != nil || got.Envelope != nil {
+	if err != nil || got.Signature != nil || got.Envelope != nil || got.Scan != nil || got.SBOM != nil {
 		t.Fatalf("Version(unsigned) = %+v, %v; want no signature, no envelope", got, err)
 	}
+}
+
+func TestScanStores(t *testing.T) {
+	storetest.RunScan(t, func(t *testing.T) interface {
+		store.Advisories
+		store.Findings
+		store.Policies
+	} {
+		return openTemp(t)
+	})
 }
