@@ -41,7 +41,10 @@ import (
 
 // Config configures the admin API. Every field but Logger is required.
 type Config struct {
-	Deploy  *deploy.Service
+	Deploy *deploy.Service
+	// Vulns is the vulnerability index deploys match against; an import
+	// replaces it.
+	Vulns   *deploy.Vulns
 	Store   store.Store
 	Auth    *auth.Admin
 	Keys    *auth.APIKeys
@@ -105,7 +108,7 @@ func New(cfg Config) (*API, error) {
 		{"Deploy", cfg.Deploy != nil}, {"Store", cfg.Store != nil}, {"Auth", cfg.Auth != nil},
 		{"Keys", cfg.Keys != nil}, {"Issuers", cfg.Issuers != nil}, {"Users", cfg.Users != nil},
 		{"Vault", cfg.Vault != nil}, {"Capabilities", cfg.Capabilities != nil}, {"MasterKeys", cfg.MasterKeys != nil},
-		{"Events", cfg.Events != nil}, {"Flusher", cfg.Flusher != nil}, {"Inspector", cfg.Inspector != nil}, {"Health", cfg.Health != nil},
+		{"Events", cfg.Events != nil}, {"Vulns", cfg.Vulns != nil}, {"Flusher", cfg.Flusher != nil}, {"Inspector", cfg.Inspector != nil}, {"Health", cfg.Health != nil},
 	} {
 		if !dep.ok {
 			return nil, fmt.Errorf("admin: %s is required", dep.name)
@@ -167,6 +170,13 @@ func (a *API) Routes() []Route {
 		{"POST /v1/trust/{namespace}/keys", PermTrust, "Trust a public key (PEM) to sign the namespace's deploys", a.addTrustedKey},
 		{"DELETE /v1/trust/{namespace}/keys/{id}", PermTrust, "Revoke a trusted key (id or a unique prefix of 8+ hex digits)", a.revokeTrustedKey},
 		{"PUT /v1/trust/{namespace}/mode", PermTrust, "Set the namespace's signing mode: enforce or warn", a.setTrustMode},
+		{"GET /v1/functions/{namespace}/{name}/versions/{version}/sbom", PermRead, "A version's CycloneDX SBOM (version: a number or active)", a.getSBOM},
+		{"GET /v1/findings", PermRead, "Open findings of active versions (?namespace=&name=; ?all=1: every version, resolved too)", a.listFindings},
+		{"POST /v1/vulndb", PermVulnDB, "Import OSV advisories (a JSON array); every active version is re-evaluated", a.importVulnDB},
+		{"GET /v1/vulndb", PermRead, "The imported vulnerability database: size and dates", a.vulnDBStatus},
+		{"GET /v1/policies/{namespace}", PermRead, "A namespace's deploy policy (the built-in default when none is set)", a.getPolicy},
+		{"PUT /v1/policies/{namespace}", PermPolicy, "Set a namespace's deploy policy (Rego v1 source); refused unless it compiles", a.setPolicy},
+		{"DELETE /v1/policies/{namespace}", PermPolicy, "Remove a namespace's policy (the built-in default applies)", a.deletePolicy},
 		{"GET /v1/secrets", PermSecretsRead, "List secrets: names, versions, dates, grants (never values)", a.listSecrets},
 		{"POST /v1/secrets/{namespace}/{name}", PermSecrets, "Create a secret (raw body); 409 if it exists", a.putSecret(true)},
 		{"POST /v1/secrets/{namespace}/{name}/rotate", PermSecrets, "Add a version (raw body); the previous one stays readable for ?grace=, default 24h", a.putSecret(false)},
@@ -307,7 +317,7 @@ func unauthorized(w http.ResponseWriter, r *http.Request) {
 func origin(r *http.Request) deploy.Origin {
 	p, _ := r.Context().Value(principalKey{}).(auth.Principal)
 	return deploy.Origin{Actor: p.Name + " (" + p.ID + ")", SourceIP: secheaders.ClientIP(r), RequestID: reqid.From(r.Context()),
-		MayGrant: RoleAllows(p.Role, PermGrant)}
+		MayGrant: RoleAllows(p.Role, PermGrant), Roles: []string{p.Role}}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

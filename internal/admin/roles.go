@@ -28,6 +28,11 @@ const (
 	// trusted key's signature stands in for grants:approve on new code,
 	// so only the admin role holds it.
 	PermTrust = "trust:manage"
+	// PermPolicy sets and removes namespaces' deploy policies; PermVulnDB
+	// imports vulnerability advisories. Both change what deploys pass, so
+	// only the admin role holds them.
+	PermPolicy = "policy:manage"
+	PermVulnDB = "vulndb:import"
 	// PermGrant is not a route's permission: a deploy or rollback that
 	// widens a function (grants its active version does not hold, relaxed
 	// route or WAF protection, new code, env or routes for a function that
@@ -61,7 +66,7 @@ type roleSpec struct {
 // Every role may read API metadata and enroll its own TOTP.
 var roles = map[string]roleSpec{
 	auth.RoleAdmin: {mfa: true, perms: []string{PermRead, PermDeploy, PermDelete, PermInvoke, PermEvents,
-		PermMetadata, PermKeys, PermUsers, PermMFA, PermTokens, PermIssuers, PermSecrets, PermSecretsRead, PermKV, PermAccess, PermGrant, PermTrust}},
+		PermMetadata, PermKeys, PermUsers, PermMFA, PermTokens, PermIssuers, PermSecrets, PermSecretsRead, PermKV, PermAccess, PermGrant, PermTrust, PermPolicy, PermVulnDB}},
 	auth.RoleDeployer: {perms: []string{PermRead, PermDeploy, PermInvoke, PermMetadata, PermMFA, PermSecretsRead}},
 	auth.RoleAuditor:  {perms: []string{PermRead, PermEvents, PermMetadata, PermMFA, PermSecretsRead, PermAccess}},
 	auth.RoleViewer:   {perms: []string{PermRead, PermMetadata, PermMFA}},

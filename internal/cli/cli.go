@@ -88,6 +88,11 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		signingCmd(stdout),
 		signCmd(stdout),
 		trustCmd(g, stdout),
+		scanCmd(g, stdout, stderr),
+		sbomCmd(g, stdout),
+		vulndbCmd(g, stdout, stderr),
+		findingsCmd(g, stdout),
+		policyCmd(g, stdout),
 	)
 	// Argument-count errors are usage errors too.
 	var wrap func(c *cobra.Command)

@@ -30,6 +30,7 @@ import (
 	"warden/internal/manifest"
 	"warden/internal/router"
 	"warden/internal/sandbox"
+	"warden/internal/scan"
 	"warden/internal/store"
 	"warden/internal/validate"
 )
@@ -37,9 +38,17 @@ import (
 // DefaultMaxArtifact is the largest module accepted when Config.MaxArtifact is 0.
 const DefaultMaxArtifact = 64 << 20
 
+// Store is what the pipeline keeps: versions and artifacts, the findings
+// of their scans, and the namespaces' policies.
+type Store interface {
+	store.Functions
+	store.Findings
+	store.Policies
+}
+
 // Config configures a Service. Store, Engine and Events are required.
 type Config struct {
-	Store       store.Functions
+	Store       Store
 	Engine      *sandbox.Engine
 	Events      events.Emitter
 	Logger      *slog.Logger
@@ -52,7 +61,13 @@ type Config struct {
 	Trust store.Trust
 	// Now is the clock for key expiry; nil: time.Now.
 	Now func() time.Time
+	// Vulns is the vulnerability index scans are matched against; nil:
+	// an empty one.
+	Vulns *Vulns
 }
+
+// policyTimeout bounds one policy evaluation.
+const policyTimeout = 2 * time.Second
 
 // Runner runs one version's code; *sandbox.Function implements it.
 //
@@ -110,6 +125,7 @@ type Service struct {
 	cur atomic.Pointer[state]
 	// bindFault, when set (tests only), fails binding a version.
 	bindFault func(*Active) error
+	pol       policies
 }
 
 // New returns a service with no active functions; call Load to restore them
@@ -145,6 +161,8 @@ type Origin struct {
 	// KV, egress) its active version does not hold. Without it a change
 	// may keep or narrow grants, never widen them.
 	MayGrant bool
+	// Roles are the caller's roles, for the deploy policy's input.
+	Roles []string
 }
 
 // Kind classifies a refused change.
@@ -164,7 +182,9 @@ const (
 	StepManifest    = "manifest"    // parse and check the manifest and its files
 	StepPermissions = "permissions" // the grants can be enforced; granted secrets exist
 	StepSignature   = "signature"   // the envelope against the namespace's trusted keys
+	StepScan        = "scan"        // the module and manifest analysed, matched against the vulnerability database
 	StepApproval    = "approval"    // widening needs grants:approve
+	StepPolicy      = "policy"      // the namespace's Rego policy (or the built-in default) decides
 	StepModule      = "module"      // the module compiles and fits the ABI
 	StepRoutes      = "routes"      // no route is served by another function
 	StepStore       = "store"       // the version is stored
@@ -336,6 +356,15 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	if e != nil {
 		return fail(e)
 	}
+	step = StepScan
+	report, findings, e := s.runScan(m, req, req.Origin)
+	if e != nil {
+		return fail(e)
+	}
+	sbom, err := scan.SBOM(report.Report, m.Namespace, m.Name, "sha256:"+verDigest, artDigest, s.now())
+	if err != nil {
+		return fail(&Error{Msg: "SBOM failed", Err: err})
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -349,6 +378,10 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	if prev != nil && prev.Version.Digest == verDigest {
 		s.emit(events.TypeFunctionDeploy, events.OutcomeSuccess, "unchanged", m.Namespace, m.Name, prev.Version.Version, req.Origin)
 		return Result{Version: prev.Version, Previous: prev.Version.Version, Unchanged: true}, nil
+	}
+	step = StepPolicy
+	if e := s.runPolicy(ctx, prev, m, artDigest, findings, sig, req.Origin); e != nil {
+		return fail(e)
 	}
 	step = StepModule
 	if err := s.cfg.Engine.Check(ctx, m.ABI, req.Artifact); err != nil {
@@ -378,10 +411,13 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 		Namespace: m.Namespace, Name: m.Name, Digest: verDigest,
 		ArtifactDigest: artDigest, ArtifactSize: int64(len(req.Artifact)),
 		Manifest: req.Manifest, Files: fileDigests, CreatedBy: req.Origin.Actor,
-		Signature: sig, Envelope: req.Signature,
+		Signature: sig, Envelope: req.Signature, Scan: marshalReport(report), SBOM: sbom,
 	}, false)
 	if err != nil {
 		return fail(&Error{Msg: "store version failed", Err: err})
+	}
+	if err := s.cfg.Store.SetFindings(ctx, m.Namespace, m.Name, v.Version, nil, findings, s.now()); err != nil {
+		return failVersion(&Error{Msg: "store findings failed; the active version is unchanged", Err: err}, v.Version)
 	}
 	step = StepActivate
 	next.Version = v

@@ -47,7 +47,7 @@ type fixture struct {
 	eng *sandbox.Engine
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	db, err := sqlite.Open(filepath.Join(t.TempDir(), "w.db"))
 	if err != nil {
@@ -64,7 +64,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) service(t *testing.T) *Service {
+func (f *fixture) service(t testing.TB) *Service {
 	t.Helper()
 	s, err := New(Config{Store: f.db, Engine: f.eng, Events: f.ev})
 	if err != nil {

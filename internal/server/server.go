@@ -136,7 +136,14 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	if s.engine, err = sandbox.New(ctx, sc); err != nil {
 		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
-	if s.deploy, err = deploy.New(deploy.Config{Store: s.store, Engine: s.engine, Events: s.events, Logger: log, Capabilities: s.caps, Trust: s.store}); err != nil {
+	vulns := &deploy.Vulns{}
+	ix, _, err := deploy.LoadIndex(ctx, s.store, log)
+	if err != nil {
+		return nil, fmt.Errorf("load the vulnerability database: %w", err)
+	}
+	vulns.Set(ix)
+	if s.deploy, err = deploy.New(deploy.Config{Store: s.store, Engine: s.engine, Events: s.events, Logger: log, Capabilities: s.caps,
+		Trust: s.store, Vulns: vulns}); err != nil {
 		return nil, err
 	}
 	if err := s.deploy.Load(ctx); err != nil {
@@ -188,7 +195,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	} else if n > 0 {
 		log.Info("encrypted TOTP seeds stored before encryption", "count", n)
 	}
-	api, err := admin.New(admin.Config{Deploy: s.deploy, Store: s.store, Auth: &auth.Admin{Store: s.store}, Keys: keys, Issuers: issuers,
+	api, err := admin.New(admin.Config{Deploy: s.deploy, Vulns: vulns, Store: s.store, Auth: &auth.Admin{Store: s.store}, Keys: keys, Issuers: issuers,
 		Users: users, Events: s.events, Flusher: flusher{s.events, s.rec}, Health: s.checks(), Limit: adminLimit, Logger: log, Vault: s.vault, Capabilities: s.caps, MasterKeys: s.keys, Inspector: inspector})
 	if err != nil {
 		return nil, err

@@ -243,8 +243,8 @@ func TestBadDeploys(t *testing.T) {
 	notWasm2 := fixture(t, "ping", func(m string) string { return strings.Replace(m, "name: ping", "name: ping2", 1) })
 	os.WriteFile(filepath.Join(filepath.Dir(notWasm2), "ping.wasm"), []byte("\x00asm garbage"), 0o644)
 	_, errOut, code = in.cli("deploy", "-f", notWasm2)
-	if code != 1 || !strings.Contains(errOut, "module refused") {
-		t.Fatalf("garbage module: exit %d, %q; want 1 with the reason", code, errOut)
+	if code != 1 || !strings.Contains(errOut, "step scan") || !strings.Contains(errOut, "module is malformed") {
+		t.Fatalf("garbage module: exit %d, %q; want 1 with the step and the reason", code, errOut)
 	}
 
 	conflict := fixture(t, "ping", func(m string) string { return strings.Replace(m, "name: ping", "name: other", 1) })
