@@ -33,6 +33,12 @@ if ! bin/warden --data "$DATA" trust ls default 2>/dev/null | grep -q "dev-signi
   bin/warden --data "$DATA" trust add default --key "$KEY.pub" --name dev-signing
 fi
 
+# The built-in deploy policy asks a second person to approve new egress and
+# secret grants; a fresh install has one operator, so namespace default gets
+# the development policy (the built-in one without that rule; see
+# docs/pipeline.md). `bin/warden policy rm default` restores the built-in one.
+bin/warden --data "$DATA" policy set default scripts/dev-policy.rego >/dev/null
+
 for m in examples/*/warden.yaml; do
   bin/warden sign -f "$m" --key "$KEY.key" >/dev/null
   bin/warden --data "$DATA" deploy -f "$m"
@@ -57,6 +63,8 @@ warden is running. Try:
   bin/warden access review secret-hmac
   bin/warden events --since 10m
   bin/warden trust ls
+  bin/warden findings
+  bin/warden sbom echo-json
 Ctrl-C stops the server (in-flight invocations finish first).
 MSG
 wait $pid

@@ -165,6 +165,9 @@ func (a *API) Routes() []Route {
 		{"POST /v1/auth/jwt", PermIssuers, "Trust a JWT issuer (routes name it as auth: jwt:<name>)", a.addIssuer},
 		{"GET /v1/auth/jwt", PermIssuers, "List trusted JWT issuers", a.listIssuers},
 		{"DELETE /v1/auth/jwt/{name}", PermIssuers, "Stop trusting a JWT issuer", a.removeIssuer},
+		{"GET /v1/approvals", PermRead, "Versions waiting for a second person's approval", a.listApprovals},
+		{"POST /v1/approvals/{namespace}/{name}/{version}/approve", PermGrant, "Approve a pending version (not its deployer's, not the bootstrap token's once an admin user exists) and activate it", a.decide(true)},
+		{"POST /v1/approvals/{namespace}/{name}/{version}/reject", PermGrant, "Reject a pending version (not its deployer's)", a.decide(false)},
 		{"GET /v1/trust", PermRead, "Signing keys and mode of every configured namespace", a.listTrust},
 		{"GET /v1/trust/{namespace}", PermRead, "A namespace's signing keys and mode", a.getTrust},
 		{"POST /v1/trust/{namespace}/keys", PermTrust, "Trust a public key (PEM) to sign the namespace's deploys", a.addTrustedKey},
@@ -512,8 +515,11 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status := http.StatusCreated
-	if res.Unchanged {
+	switch {
+	case res.Unchanged:
 		status = http.StatusOK
+	case res.Pending:
+		status = http.StatusAccepted
 	}
 	writeJSON(w, status, res)
 }

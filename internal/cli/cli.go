@@ -93,6 +93,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		vulndbCmd(g, stdout, stderr),
 		findingsCmd(g, stdout),
 		policyCmd(g, stdout),
+		approvalsCmd(g, stdout),
+		decideCmd(g, stdout, true),
+		decideCmd(g, stdout, false),
 	)
 	// Argument-count errors are usage errors too.
 	var wrap func(c *cobra.Command)

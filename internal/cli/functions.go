@@ -78,6 +78,9 @@ func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
 			}
 			v := res.Version
 			switch {
+			case res.Pending:
+				fmt.Fprintf(stdout, "stored %s/%s version %d (digest %s%s), PENDING approval: %s\nit does not serve until a second person holding grants:approve runs: warden approve %s/%s %d\n",
+					v.Namespace, v.Name, v.Version, short(v.Digest), signedBy(v.Signature), strings.Join(v.Approval.Reasons, "; "), v.Namespace, v.Name, v.Version)
 			case res.Unchanged:
 				fmt.Fprintf(stdout, "%s/%s version %d is already active (unchanged, digest %s)\n", v.Namespace, v.Name, v.Version, short(v.Digest))
 			case res.Previous > 0:

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -301,4 +302,68 @@ func parseExpiry(s string, now time.Time) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q: want a duration (90d, 720h) or a date (2027-01-31, RFC 3339)", s)
+}
+
+func approvalsCmd(g *globals, stdout io.Writer) *cobra.Command {
+	c := &cobra.Command{Use: "approvals", Short: "Versions waiting for a second person's approval", Args: cobra.NoArgs}
+	c.AddCommand(&cobra.Command{
+		Use: "ls", Short: "List pending versions: who deployed them, why they need approval, when they expire", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return listApprovals(g, stdout) },
+	})
+	return c
+}
+
+func listApprovals(g *globals, stdout io.Writer) error {
+	var vs []store.Version
+	if err := g.call(http.MethodGet, "/v1/approvals", "", nil, &vs); err != nil {
+		return err
+	}
+	if g.json {
+		return printJSON(stdout, vs)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FUNCTION\tVERSION\tDEPLOYED BY\tEXPIRES\tWHY")
+	for _, v := range vs {
+		fmt.Fprintf(tw, "%s/%s\t%d\t%s\t%s\t%s\n", v.Namespace, v.Name, v.Version, v.Approval.RequestedBy,
+			v.Approval.ExpiresAt.Format(time.RFC3339), strings.Join(v.Approval.Reasons, "; "))
+	}
+	return tw.Flush()
+}
+
+func decideCmd(g *globals, stdout io.Writer, approve bool) *cobra.Command {
+	verb, short := "reject", "Reject a pending version (a second person holding grants:approve)"
+	if approve {
+		verb, short = "approve", "Approve a pending version and activate it (a second person holding grants:approve)"
+	}
+	var comment string
+	c := &cobra.Command{
+		Use: verb + " NAME VERSION [--comment C]", Short: short, Args: cobra.ExactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			ns, name, err := splitName(args[0])
+			if err != nil {
+				return err
+			}
+			v, err := strconv.Atoi(args[1])
+			if err != nil || v <= 0 {
+				return usageErr("VERSION must be a positive number")
+			}
+			path := "/v1/approvals/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "/" + strconv.Itoa(v) + "/" + verb
+			var out json.RawMessage
+			if err := g.call(http.MethodPost, path, "application/json", jsonBody(admin.DecisionRequest{Comment: comment}), &out); err != nil {
+				return err
+			}
+			if g.json {
+				_, err := stdout.Write(append(out, '\n'))
+				return err
+			}
+			if approve {
+				fmt.Fprintf(stdout, "approved %s/%s version %d; it is active\n", ns, name, v)
+			} else {
+				fmt.Fprintf(stdout, "rejected %s/%s version %d; it will never serve\n", ns, name, v)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&comment, "comment", "", "a note kept with the decision")
+	return c
 }

@@ -64,6 +64,8 @@ type Config struct {
 	// Vulns is the vulnerability index scans are matched against; nil:
 	// an empty one.
 	Vulns *Vulns
+	// ApprovalTTL is how long a version waits for approval; 0: 24h.
+	ApprovalTTL time.Duration
 }
 
 // policyTimeout bounds one policy evaluation.
@@ -222,6 +224,9 @@ type Result struct {
 	Version   store.Version `json:"version"`
 	Previous  int           `json:"previous,omitempty"`  // the version active before, 0 if none
 	Unchanged bool          `json:"unchanged,omitempty"` // the same content was already active
+	// Pending: the version is stored but needs a second person's approval
+	// (Version.Approval says why); the active version is unchanged.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // Load restores the active versions from the store. Modules are not compiled
@@ -380,7 +385,8 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 		return Result{Version: prev.Version, Previous: prev.Version.Version, Unchanged: true}, nil
 	}
 	step = StepPolicy
-	if e := s.runPolicy(ctx, prev, m, artDigest, findings, sig, req.Origin); e != nil {
+	approvals, e := s.runPolicy(ctx, prev, m, artDigest, findings, sig, req.Origin)
+	if e != nil {
 		return fail(e)
 	}
 	step = StepModule
@@ -411,13 +417,23 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 		Namespace: m.Namespace, Name: m.Name, Digest: verDigest,
 		ArtifactDigest: artDigest, ArtifactSize: int64(len(req.Artifact)),
 		Manifest: req.Manifest, Files: fileDigests, CreatedBy: req.Origin.Actor,
-		Signature: sig, Envelope: req.Signature, Scan: marshalReport(report), SBOM: sbom,
+		Signature: sig, Envelope: req.Signature, Scan: marshalReport(report), SBOM: sbom, Approval: s.approvalFor(approvals, req.Origin),
 	}, false)
 	if err != nil {
 		return fail(&Error{Msg: "store version failed", Err: err})
 	}
 	if err := s.cfg.Store.SetFindings(ctx, m.Namespace, m.Name, v.Version, nil, findings, s.now()); err != nil {
 		return failVersion(&Error{Msg: "store findings failed; the active version is unchanged", Err: err}, v.Version)
+	}
+	if v.Approval != nil {
+		// Stored, never served until a second person approves it.
+		s.emitLabels(TypeDeployApproval, events.OutcomeSuccess, "approval requested: "+strings.Join(approvals, "; "), m.Namespace, m.Name, v.Version, req.Origin,
+			map[string]string{"status": store.ApprovalPending, "expires": v.Approval.ExpiresAt.Format(time.RFC3339)})
+		res := Result{Version: v, Pending: true}
+		if prev != nil {
+			res.Previous = prev.Version.Version
+		}
+		return res, nil
 	}
 	step = StepActivate
 	next.Version = v
@@ -470,7 +486,7 @@ func (s *Service) Rollback(ctx context.Context, namespace, name string, to int, 
 			return fail(&Error{Msg: "list versions failed", Err: err})
 		}
 		for _, v := range vs { // newest first
-			if v.Version < prev.Version.Version {
+			if v.Version < prev.Version.Version && servable(v) {
 				to = v.Version
 				break
 			}
@@ -487,6 +503,9 @@ func (s *Service) Rollback(ctx context.Context, namespace, name string, to int, 
 		return fail(&Error{Kind: KindNotFound, Msg: fmt.Sprintf("%s has no version %d", k, to)})
 	} else if err != nil {
 		return fail(&Error{Msg: "load version failed", Err: err})
+	}
+	if !servable(v) {
+		return fail(&Error{Kind: KindForbidden, Msg: fmt.Sprintf("version %d was never approved (%s): only warden approve activates it", to, v.Approval.Status)})
 	}
 	m, err := manifest.Parse("warden.yaml", v.Manifest)
 	if err != nil {

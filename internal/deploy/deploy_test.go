@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"warden/internal/events"
 	"warden/internal/manifest"
 	"warden/internal/sandbox"
+	"warden/internal/store"
 	"warden/internal/store/sqlite"
 )
 
@@ -60,6 +62,15 @@ func newFixture(t testing.TB) *fixture {
 	}
 	t.Cleanup(func() { eng.Close(context.Background()) })
 	f := &fixture{db: db, ev: events.NewMemory(), eng: eng}
+	// The development policy: these tests are not about the two-person
+	// rule (approval_test.go is, with the built-in policy).
+	dev, err := os.ReadFile("../../scripts/dev-policy.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetPolicy(context.Background(), store.Policy{Namespace: "default", Source: dev, Digest: "dev", SetBy: "test"}); err != nil {
+		t.Fatal(err)
+	}
 	f.svc = f.service(t)
 	return f
 }

@@ -106,6 +106,9 @@ func wantRefusal(t *testing.T, err error, step, want string) *Error {
 func TestDefaultPolicyRefuses(t *testing.T) {
 	f, vulns := pipelineFixture(t)
 	ctx := context.Background()
+	if err := f.db.DeletePolicy(ctx, "default"); err != nil { // the built-in policy
+		t.Fatal(err)
+	}
 	if _, err := f.deployModule(baseManifest, moduleWithData("v1", buildInfo("golang.org/x/text@v0.3.8")), false); err != nil {
 		t.Fatalf("clean deploy: %v", err)
 	}
@@ -228,12 +231,17 @@ deny contains msg if {
 
 approve contains "new code needs a second look" if input.diff.newCode
 `)
-	// baseManifest is lint-clean: allowed, but new code needs approval,
-	// which a deployer cannot give.
-	_, err = f.deployModule(baseManifest, module("v1"), false)
-	wantRefusal(t, err, StepPolicy, "new code needs a second look")
-	if _, err := f.deployModule(baseManifest, module("v1"), true); err != nil {
-		t.Fatalf("an approver's deploy: %v", err)
+	// baseManifest is lint-clean: allowed, but new code needs a second
+	// person's approval: stored pending, not served.
+	res, err := f.deployModule(baseManifest, module("v1"), true)
+	if err != nil || !res.Pending || res.Version.Approval == nil || res.Version.Approval.Reasons[0] != "new code needs a second look" {
+		t.Fatalf("deploy needing approval = %+v, %v; want pending with the reason", res, err)
+	}
+	if _, ok := f.svc.Get("default", "fn"); ok {
+		t.Fatal("a pending version is served")
+	}
+	if _, err := f.svc.Approve(ctx, "default", "fn", 1, Origin{Actor: "second", MayGrant: true}, ""); err != nil {
+		t.Fatalf("Approve: %v", err)
 	}
 	// auth: none on a POST route is a lint finding this policy denies.
 	writeOpen := strings.Replace(baseManifest, `"GET /fn"`, `"POST /fn"`, 1)

@@ -100,14 +100,13 @@ func policyInput(prev *Active, m *manifest.Manifest, artDigest string, findings 
 }
 
 // runPolicy is the policy step: the namespace's policy (or the default)
-// decides; deny reasons refuse the deploy, and approvals it requires are
-// met only by a caller holding grants:approve (an approval flow by a
-// second person is not built yet, so that caller approves their own).
-func (s *Service) runPolicy(ctx context.Context, prev *Active, m *manifest.Manifest, artDigest string, findings []store.Finding, sig *store.Signature, o Origin) *Error {
+// decides. Deny reasons refuse the deploy; approvals it requires make the
+// version pending until a second person approves it (Approve).
+func (s *Service) runPolicy(ctx context.Context, prev *Active, m *manifest.Manifest, artDigest string, findings []store.Finding, sig *store.Signature, o Origin) ([]string, *Error) {
 	p, err := s.policyFor(ctx, m.Namespace)
 	if err != nil {
 		s.emitLabels(TypeDeployPolicy, events.OutcomeDenied, "policy unavailable", m.Namespace, m.Name, 0, o, nil)
-		return &Error{Kind: KindForbidden, Step: StepPolicy, Msg: "the deploy policy cannot run, so the deploy is refused: " + err.Error(), Err: err}
+		return nil, &Error{Kind: KindForbidden, Step: StepPolicy, Msg: "the deploy policy cannot run, so the deploy is refused: " + err.Error(), Err: err}
 	}
 	in := policyInput(prev, m, artDigest, findings, sig, o, func() policy.Input { return policy.Input{Time: s.now()} })
 	ectx, cancel := context.WithTimeout(ctx, policyTimeout)
@@ -116,20 +115,15 @@ func (s *Service) runPolicy(ctx context.Context, prev *Active, m *manifest.Manif
 	labels := map[string]string{"policy.digest": p.Digest()}
 	if err != nil {
 		s.emitLabels(TypeDeployPolicy, events.OutcomeDenied, "policy evaluation failed", m.Namespace, m.Name, 0, o, labels)
-		return &Error{Kind: KindForbidden, Step: StepPolicy, Msg: "the deploy policy failed to evaluate, so the deploy is refused: " + err.Error(), Err: err}
+		return nil, &Error{Kind: KindForbidden, Step: StepPolicy, Msg: "the deploy policy failed to evaluate, so the deploy is refused: " + err.Error(), Err: err}
 	}
 	if !d.Allow {
 		s.emitLabels(TypeDeployPolicy, events.OutcomeDenied, strings.Join(d.Deny, "; "), m.Namespace, m.Name, 0, o, labels)
-		return &Error{Kind: KindForbidden, Step: StepPolicy, Msg: "the deploy policy denies this deploy: " + strings.Join(d.Deny, "; "), Details: d.Deny}
+		return nil, &Error{Kind: KindForbidden, Step: StepPolicy, Msg: "the deploy policy denies this deploy: " + strings.Join(d.Deny, "; "), Details: d.Deny}
 	}
 	if len(d.Approvals) > 0 {
 		labels["approvals"] = strings.Join(d.Approvals, "; ")
-		if !o.MayGrant {
-			s.emitLabels(TypeDeployPolicy, events.OutcomeDenied, "approval required", m.Namespace, m.Name, 0, o, labels)
-			return &Error{Kind: KindForbidden, Step: StepPolicy, Msg: "the deploy policy requires approval by someone holding grants:approve: " + strings.Join(d.Approvals, "; "), Details: d.Approvals}
-		}
-		labels["approved.by"] = o.Actor
 	}
 	s.emitLabels(TypeDeployPolicy, events.OutcomeSuccess, "", m.Namespace, m.Name, 0, o, labels)
-	return nil
+	return d.Approvals, nil
 }

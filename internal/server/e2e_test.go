@@ -116,6 +116,9 @@ func startWith(t *testing.T, data string, edit func(*config.Config)) *instance {
 	go func() { in.done <- srv.Serve() }()
 	in.setClient(t)
 	t.Cleanup(func() { in.stop() })
+	// The development policy on namespace default, as make run sets it:
+	// these tests are not about the two-person rule (approvals_test.go is).
+	in.mustCLI("policy", "set", "default", "../../scripts/dev-policy.rego")
 	return in
 }
 

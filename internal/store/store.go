@@ -83,6 +83,29 @@ type Version struct {
 	Scan json.RawMessage `json:"scan,omitempty"`
 	// SBOM is the version's CycloneDX SBOM (JSON); nil when none.
 	SBOM []byte `json:"-"`
+	// Approval is the version's approval request and decision; nil when
+	// its deploy needed none.
+	Approval *Approval `json:"approval,omitempty"`
+}
+
+// Approval statuses.
+const (
+	ApprovalPending  = "pending"  // stored, never served until approved
+	ApprovalApproved = "approved" // approved by a second person and activated
+	ApprovalRejected = "rejected"
+	ApprovalExpired  = "expired" // nobody decided in time
+)
+
+// Approval is a version's request for a second person's approval.
+type Approval struct {
+	Status      string     `json:"status"`
+	Reasons     []string   `json:"reasons"`
+	RequestedBy string     `json:"requestedBy"`
+	RequestedAt time.Time  `json:"requestedAt"`
+	ExpiresAt   time.Time  `json:"expiresAt"`
+	DecidedBy   string     `json:"decidedBy,omitempty"`
+	DecidedAt   *time.Time `json:"decidedAt,omitempty"`
+	Comment     string     `json:"comment,omitempty"`
 }
 
 // Signature statuses of a version.
@@ -133,6 +156,13 @@ type Functions interface {
 	// Versions returns all versions of a function, newest first, or
 	// ErrNotFound if the function does not exist.
 	Versions(ctx context.Context, namespace, name string) ([]Version, error)
+	// UpdateApproval replaces a version's approval when its current
+	// status is from (compare and set): ErrConflict when it is not,
+	// ErrNotFound when the version does not exist.
+	UpdateApproval(ctx context.Context, namespace, name string, version int, from string, a Approval) error
+	// PendingVersions returns the versions whose approval is pending, by
+	// namespace, name and version.
+	PendingVersions(ctx context.Context) ([]Version, error)
 	// DeleteFunction removes a function and its versions, or returns
 	// ErrNotFound. Artifacts that the deleted versions referenced and that no
 	// other version references are removed too; artifacts stored but never

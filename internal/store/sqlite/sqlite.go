@@ -303,17 +303,24 @@ func (db *DB) CreateVersion(ctx context.Context, v store.Version, activate bool)
 		if err != nil || v.Files == nil {
 			files = []byte("{}")
 		}
-		var sig []byte
+		var sig, approval []byte
 		if v.Signature != nil {
 			if sig, err = json.Marshal(v.Signature); err != nil {
 				return err
 			}
 		}
+		approvalStatus := ""
+		if v.Approval != nil {
+			if approval, err = json.Marshal(v.Approval); err != nil {
+				return err
+			}
+			approvalStatus = v.Approval.Status
+		}
 		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO versions (namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files, signature, envelope, scan, sbom)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			`INSERT INTO versions (namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files, signature, envelope, scan, sbom, approval_status, approval)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			v.Namespace, v.Name, v.Version, v.Digest, v.ArtifactDigest, v.ArtifactSize, v.Manifest, created, v.CreatedBy, string(files),
-			string(sig), v.Envelope, string(v.Scan), v.SBOM); err != nil {
+			string(sig), v.Envelope, string(v.Scan), v.SBOM, approvalStatus, string(approval)); err != nil {
 			return err
 		}
 		q := `UPDATE functions SET updated_at = ? WHERE namespace = ? AND name = ?`
@@ -387,14 +394,14 @@ func (db *DB) ListFunctions(ctx context.Context) ([]store.Function, error) {
 	return queryAll(ctx, db.r, "list functions", scanFunction, `SELECT `+functionColumns+` FROM functions ORDER BY namespace, name`)
 }
 
-const versionColumns = `namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files, signature, envelope, scan, sbom`
+const versionColumns = `namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files, signature, envelope, scan, sbom, approval`
 
 func scanVersion(s scanner) (store.Version, error) {
 	var v store.Version
 	var created int64
-	var files, sig, report string
+	var files, sig, report, approval string
 	if err := s.Scan(&v.Namespace, &v.Name, &v.Version, &v.Digest, &v.ArtifactDigest, &v.ArtifactSize,
-		&v.Manifest, &created, &v.CreatedBy, &files, &sig, &v.Envelope, &report, &v.SBOM); err != nil {
+		&v.Manifest, &created, &v.CreatedBy, &files, &sig, &v.Envelope, &report, &v.SBOM, &approval); err != nil {
 		return store.Version{}, err
 	}
 	v.CreatedAt = fromNanos(created)
@@ -417,6 +424,12 @@ func scanVersion(s scanner) (store.Version, error) {
 	}
 	if len(v.SBOM) == 0 {
 		v.SBOM = nil
+	}
+	if approval != "" {
+		v.Approval = new(store.Approval)
+		if err := json.Unmarshal([]byte(approval), v.Approval); err != nil {
+			return store.Version{}, fmt.Errorf("approval column: %w", err)
+		}
 	}
 	return v, nil
 }
@@ -462,6 +475,40 @@ func (db *DB) Versions(ctx context.Context, namespace, name string) ([]store.Ver
 		return nil, fmt.Errorf("sqlite: versions of %s/%s: %w", namespace, name, err)
 	}
 	return out, nil
+}
+
+// UpdateApproval implements store.Functions.
+func (db *DB) UpdateApproval(ctx context.Context, namespace, name string, version int, from string, a store.Approval) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		var status string
+		err := tx.QueryRowContext(ctx, `SELECT approval_status FROM versions WHERE namespace = ? AND name = ? AND version = ?`,
+			namespace, name, version).Scan(&status)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		if status != from {
+			return store.ErrConflict
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE versions SET approval_status = ?, approval = ? WHERE namespace = ? AND name = ? AND version = ?`,
+			a.Status, string(b), namespace, name, version)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: approval of %s/%s v%d: %w", namespace, name, version, err)
+	}
+	return nil
+}
+
+// PendingVersions implements store.Functions.
+func (db *DB) PendingVersions(ctx context.Context) ([]store.Version, error) {
+	return queryAll(ctx, db.r, "pending versions", scanVersion,
+		`SELECT `+versionColumns+` FROM versions WHERE approval_status = 'pending' ORDER BY namespace, name, version`)
 }
 
 // DeleteFunction implements store.Functions.

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"warden/internal/store"
 	"warden/internal/store/storetest"
@@ -64,4 +66,47 @@ func TestScanStores(t *testing.T) {
 	} {
 		return openTemp(t)
 	})
+}
+
+// A pending version is listed until its approval is decided, and a
+// decision is made once (compare and set).
+func TestApprovals(t *testing.T) {
+	db := openTemp(t)
+	c := context.Background()
+	art := []byte("\x00asm\x01\x00\x00\x00")
+	sum := sha256.Sum256(art)
+	d := hex.EncodeToString(sum[:])
+	if err := db.PutArtifact(c, d, art); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	pending := &store.Approval{Status: store.ApprovalPending, Reasons: []string{"adds egress to https://x"}, RequestedBy: "ada", RequestedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	v, err := db.CreateVersion(c, store.Version{Namespace: "ns", Name: "f", ArtifactDigest: d, Manifest: []byte("m"), Approval: pending}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := db.PendingVersions(c)
+	if err != nil || len(ps) != 1 || ps[0].Version != v.Version || ps[0].Approval == nil || ps[0].Approval.Reasons[0] != "adds egress to https://x" {
+		t.Fatalf("PendingVersions = %+v, %v", ps, err)
+	}
+	at := t0.Add(time.Minute)
+	done := *pending
+	done.Status, done.DecidedBy, done.DecidedAt = store.ApprovalApproved, "bob", &at
+	if err := db.UpdateApproval(c, "ns", "f", v.Version, store.ApprovalPending, done); err != nil {
+		t.Fatal(err)
+	}
+	done.Status = store.ApprovalRejected
+	if err := db.UpdateApproval(c, "ns", "f", v.Version, store.ApprovalPending, done); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a second decision = %v, want ErrConflict", err)
+	}
+	if err := db.UpdateApproval(c, "ns", "f", 99, store.ApprovalPending, done); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateApproval(missing) = %v, want ErrNotFound", err)
+	}
+	if ps, _ := db.PendingVersions(c); len(ps) != 0 {
+		t.Fatalf("pending after the decision = %+v", ps)
+	}
+	got, _ := db.Version(c, "ns", "f", v.Version)
+	if got.Approval == nil || got.Approval.Status != store.ApprovalApproved || got.Approval.DecidedBy != "bob" {
+		t.Fatalf("stored approval = %+v", got.Approval)
+	}
 }
