@@ -44,6 +44,12 @@ deny contains msg if {
 	msg := sprintf("namespace requires a signature by a trusted key; the artifact is %s", [input.signer.status])
 }
 
+# 5. When an active version no longer passes (a vulnerability database
+# import, a policy change), its routes answer 503 until it passes again or
+# a version that passes replaces it. "notify" only records it; "rollback"
+# activates the newest earlier version that passes.
+remediation := "quarantine"
+
 # Helpers for the messages.
 
 # " (CVE-2023-44487)" when the finding has aliases, else "".

@@ -357,6 +357,8 @@ type FunctionInfo struct {
 	Env           []string        `json:"envKeys,omitempty"`
 	Versions      []store.Version `json:"versions,omitempty"`
 	UpdatedAt     time.Time       `json:"updatedAt"`
+	// Quarantine is why the active version is quarantined ("" if not).
+	Quarantine string `json:"quarantine,omitempty"`
 }
 
 // RouteInfo is one route of a function.
@@ -371,7 +373,7 @@ func info(ac *deploy.Active) FunctionInfo {
 	fi := FunctionInfo{
 		Namespace: m.Namespace, Name: m.Name, ActiveVersion: ac.Version.Version, Digest: ac.Version.Digest,
 		ABI: string(m.ABI), Limits: m.Limits, Permissions: m.Permissions, Routes: []RouteInfo{},
-		UpdatedAt: ac.Version.CreatedAt,
+		UpdatedAt: ac.Version.CreatedAt, Quarantine: ac.Version.Quarantine,
 	}
 	for _, rt := range m.HTTP {
 		auth := rt.Auth
@@ -592,6 +594,10 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 	ac, ok := a.cfg.Deploy.Get(ns, name)
 	if !ok {
 		problem.Write(w, r, http.StatusNotFound, fmt.Sprintf("function %s/%s not found", ns, name))
+		return
+	}
+	if ac.Version.Quarantine != "" {
+		problem.Write(w, r, http.StatusServiceUnavailable, fmt.Sprintf("function %s/%s is quarantined: %s", ns, name, ac.Version.Quarantine))
 		return
 	}
 	// Admin invoke reaches any path of the code, past every route's auth,

@@ -37,7 +37,10 @@ type VulnDBImport struct {
 	Refused    []string `json:"refused"`    // entries that did not parse, with the reason
 	Rescanned  int      `json:"rescanned"`  // active versions re-evaluated
 	OpenVulns  int      `json:"openVulns"`  // open vulnerability findings of active versions after the import
-	DurationMS int64    `json:"durationMs"` // import and re-evaluation
+	// Remediation is what the policies decided for the active versions
+	// they no longer pass.
+	Remediation deploy.Reevaluation `json:"remediation"`
+	DurationMS  int64               `json:"durationMs"` // import and re-evaluation
 }
 
 // importVulnDB takes a JSON array of OSV entries, stores the ones that
@@ -82,6 +85,10 @@ func (a *API) importVulnDB(w http.ResponseWriter, r *http.Request) {
 			a.internal(w, r, "re-evaluate active versions", err)
 			return
 		}
+		if out.Remediation, err = a.cfg.Deploy.Reevaluate(r.Context(), "", "vulnerability database import"); err != nil {
+			a.internal(w, r, "re-evaluate active versions", err)
+			return
+		}
 	}
 	for _, act := range a.cfg.Deploy.List() {
 		fs, err := a.cfg.Store.Findings(r.Context(), act.Version.Namespace, act.Version.Name, true)
@@ -98,7 +105,8 @@ func (a *API) importVulnDB(w http.ResponseWriter, r *http.Request) {
 	out.DurationMS = time.Since(start).Milliseconds()
 	ev.Outcome = events.OutcomeSuccess
 	ev.Labels = map[string]string{"added": strconv.Itoa(out.Added), "updated": strconv.Itoa(out.Updated), "refused": strconv.Itoa(len(out.Refused)),
-		"total": strconv.Itoa(out.Total), "rescanned": strconv.Itoa(out.Rescanned), "open_vulnerabilities": strconv.Itoa(out.OpenVulns)}
+		"total": strconv.Itoa(out.Total), "rescanned": strconv.Itoa(out.Rescanned), "open_vulnerabilities": strconv.Itoa(out.OpenVulns),
+		"quarantined": strconv.Itoa(out.Remediation.Quarantined), "rolled_back": strconv.Itoa(out.Remediation.RolledBack)}
 	a.cfg.Events.Emit(ev)
 	writeJSON(w, http.StatusOK, out)
 }
@@ -199,6 +207,9 @@ type PolicyInfo struct {
 	SetBy     string     `json:"setBy,omitempty"`
 	SetAt     *time.Time `json:"setAt,omitempty"`
 	Source    string     `json:"source"`
+	// Reevaluation is what the change did to the namespace's active
+	// versions (set and rm only).
+	Reevaluation *deploy.Reevaluation `json:"reevaluation,omitempty"`
 }
 
 const maxPolicy = 256 << 10
@@ -230,7 +241,12 @@ func (a *API) setPolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	ev.Outcome, ev.Labels = events.OutcomeSuccess, map[string]string{"policy.digest": p.Digest()}
 	a.cfg.Events.Emit(ev)
-	writeJSON(w, http.StatusOK, PolicyInfo{Namespace: ns, Digest: p.Digest(), SetBy: o.Actor, SetAt: &at, Source: string(src)})
+	re, err := a.cfg.Deploy.Reevaluate(r.Context(), ns, "policy change")
+	if err != nil {
+		a.internal(w, r, "re-evaluate active versions", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, PolicyInfo{Namespace: ns, Digest: p.Digest(), SetBy: o.Actor, SetAt: &at, Source: string(src), Reevaluation: &re})
 }
 
 func (a *API) getPolicy(w http.ResponseWriter, r *http.Request) {
@@ -265,5 +281,9 @@ func (a *API) deletePolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	ev.Outcome = events.OutcomeSuccess
 	a.cfg.Events.Emit(ev)
+	if _, err := a.cfg.Deploy.Reevaluate(r.Context(), ns, "policy change"); err != nil {
+		a.internal(w, r, "re-evaluate active versions", err)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -206,7 +206,11 @@ func functionsCmd(g *globals, stdout io.Writer) *cobra.Command {
 				for _, r := range f.Routes {
 					routes = append(routes, r.Route+" ("+r.Auth+")")
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", f.Namespace, f.Name, f.ActiveVersion, f.ABI, strings.Join(routes, ", "), f.UpdatedAt.Local().Format("2006-01-02 15:04:05"))
+				ver := strconv.Itoa(f.ActiveVersion)
+				if f.Quarantine != "" {
+					ver += " QUARANTINED"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Namespace, f.Name, ver, f.ABI, strings.Join(routes, ", "), f.UpdatedAt.Local().Format("2006-01-02 15:04:05"))
 			}
 			return tw.Flush()
 		},

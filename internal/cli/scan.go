@@ -250,7 +250,7 @@ func vulndbCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 				total.Added += res.Added
 				total.Updated += res.Updated
 				total.Refused = append(total.Refused, res.Refused...)
-				total.Total, total.Rescanned, total.OpenVulns = res.Total, res.Rescanned, res.OpenVulns
+				total.Total, total.Rescanned, total.OpenVulns, total.Remediation = res.Total, res.Rescanned, res.OpenVulns, res.Remediation
 				total.DurationMS += res.DurationMS
 				fmt.Fprintf(stderr, "imported %d/%d\n", min(i+importBatch, len(entries)), len(entries))
 			}
@@ -262,6 +262,10 @@ func vulndbCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 			}
 			fmt.Fprintf(stdout, "%d advisories added, %d updated (%d stored); %d active versions re-evaluated: %d open vulnerabilities (%d ms)\n",
 				total.Added, total.Updated, total.Total, total.Rescanned, total.OpenVulns, total.DurationMS)
+			if r := total.Remediation; r.Denied > 0 || r.Released > 0 {
+				fmt.Fprintf(stdout, "policies: %d versions no longer pass: %d quarantined, %d rolled back, %d notified; %d released from quarantine\n",
+					r.Denied, r.Quarantined, r.RolledBack, r.Notified, r.Released)
+			}
 			return nil
 		},
 	}

@@ -58,14 +58,14 @@ const (
 
 // DefaultAggregatable reports whether e is a refusal of a kind that a
 // client can repeat at will: route.auth, request.invalid, limit.*,
-// function.trap, capability.denied and dlp.response, with outcome denied or
-// failure.
+// function.trap, function.quarantined, capability.denied and dlp.response,
+// with outcome denied or failure.
 func DefaultAggregatable(e Event) bool {
 	if e.Outcome != OutcomeDenied && e.Outcome != OutcomeFailure {
 		return false
 	}
 	switch e.Type {
-	case TypeRouteAuth, TypeRequestInvalid, TypeFunctionTrap, TypeDLP, "capability.denied":
+	case TypeRouteAuth, TypeRequestInvalid, TypeFunctionTrap, TypeFunctionQuarantined, TypeDLP, "capability.denied":
 		return true
 	}
 	return strings.HasPrefix(e.Type, "limit.")

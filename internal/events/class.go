@@ -27,12 +27,13 @@ const (
 // Types defined in other packages are written out: events imports none of
 // them.
 var requestTypes = map[string]bool{
-	TypeRouteAuth:       true,
-	TypeRequestInvalid:  true,
-	TypeFunctionTrap:    true,
-	TypeDLP:             true,
-	"capability.denied": true, // capability.TypeDenied
-	"egress.request":    true, // capability.TypeEgressRequest
+	TypeRouteAuth:           true,
+	TypeRequestInvalid:      true,
+	TypeFunctionTrap:        true,
+	TypeFunctionQuarantined: true,
+	TypeDLP:                 true,
+	"capability.denied":     true, // capability.TypeDenied
+	"egress.request":        true, // capability.TypeEgressRequest
 }
 
 // requestPrefixes are type families that are request-class as a whole.

@@ -11,6 +11,7 @@ func TestClassOf(t *testing.T) {
 		{TypeRouteAuth, ClassRequest},
 		{TypeRequestInvalid, ClassRequest},
 		{TypeFunctionTrap, ClassRequest},
+		{TypeFunctionQuarantined, ClassRequest},
 		{TypeDLP, ClassRequest},
 		{TypeLimitMemory, ClassRequest},
 		{TypeLimitTimeout, ClassRequest},

@@ -22,29 +22,30 @@ const (
 // Event types emitted by the platform core. Later subsystems add their own;
 // a type is "<area>.<action>".
 const (
-	TypeAdminAuth        = "admin.auth"        // every admin API authentication attempt
-	TypeFunctionDeploy   = "function.deploy"   // a deploy, accepted or refused
-	TypeFunctionRollback = "function.rollback" // an activation of an earlier version
-	TypeFunctionDelete   = "function.delete"
-	TypeFunctionLoad     = "function.load"      // a node could not serve the version the store names as active
-	TypeLimitMemory      = "limit.memory"       // a guest hit its memory ceiling
-	TypeLimitTimeout     = "limit.timeout"      // a guest ran past its deadline
-	TypeLimitConcurrency = "limit.concurrency"  // an invocation refused: too many in flight
-	TypeLimitRate        = "limit.rate"         // a rate limit refused a client (once per client per minute)
-	TypeLimitConnections = "limit.connections"  // connections refused: too many from one address (once per minute)
-	TypeRateLimitBackend = "ratelimit.backend"  // the shared limiter became unreachable (failure) or came back (success)
-	TypeLimitRequestBody = "limit.request_body" // a request body over the limit
-	TypeLimitResponse    = "limit.response_body"
-	TypeFunctionTrap     = "function.trap"   // a guest trapped, panicked or exited abnormally
-	TypeRouteAuth        = "route.auth"      // a function route refused or accepted a caller
-	TypeAPIKeyCreate     = "apikey.create"   // an API key was issued
-	TypeAPIKeyRevoke     = "apikey.revoke"   // an API key was revoked
-	TypeDLP              = "dlp.response"    // a response held sensitive data: redacted (success) or blocked (denied)
-	TypeRequestInvalid   = "request.invalid" // a body refused by the route's schema or content type
-	TypeIssuerAdd        = "issuer.add"      // a trusted JWT issuer was added
-	TypeIssuerRemove     = "issuer.remove"   // a trusted JWT issuer was removed
-	TypeEventsPrune      = "events.prune"    // retention deleted stored events: counts and id ranges per class
-	TypeEventsDropped    = "events.dropped"  // the recorder dropped events it could not queue in time: their number
+	TypeAdminAuth           = "admin.auth"        // every admin API authentication attempt
+	TypeFunctionDeploy      = "function.deploy"   // a deploy, accepted or refused
+	TypeFunctionRollback    = "function.rollback" // an activation of an earlier version
+	TypeFunctionDelete      = "function.delete"
+	TypeFunctionLoad        = "function.load"      // a node could not serve the version the store names as active
+	TypeLimitMemory         = "limit.memory"       // a guest hit its memory ceiling
+	TypeLimitTimeout        = "limit.timeout"      // a guest ran past its deadline
+	TypeLimitConcurrency    = "limit.concurrency"  // an invocation refused: too many in flight
+	TypeLimitRate           = "limit.rate"         // a rate limit refused a client (once per client per minute)
+	TypeLimitConnections    = "limit.connections"  // connections refused: too many from one address (once per minute)
+	TypeRateLimitBackend    = "ratelimit.backend"  // the shared limiter became unreachable (failure) or came back (success)
+	TypeLimitRequestBody    = "limit.request_body" // a request body over the limit
+	TypeLimitResponse       = "limit.response_body"
+	TypeFunctionTrap        = "function.trap"        // a guest trapped, panicked or exited abnormally
+	TypeFunctionQuarantined = "function.quarantined" // a request refused: its function is quarantined by its policy
+	TypeRouteAuth           = "route.auth"           // a function route refused or accepted a caller
+	TypeAPIKeyCreate        = "apikey.create"        // an API key was issued
+	TypeAPIKeyRevoke        = "apikey.revoke"        // an API key was revoked
+	TypeDLP                 = "dlp.response"         // a response held sensitive data: redacted (success) or blocked (denied)
+	TypeRequestInvalid      = "request.invalid"      // a body refused by the route's schema or content type
+	TypeIssuerAdd           = "issuer.add"           // a trusted JWT issuer was added
+	TypeIssuerRemove        = "issuer.remove"        // a trusted JWT issuer was removed
+	TypeEventsPrune         = "events.prune"         // retention deleted stored events: counts and id ranges per class
+	TypeEventsDropped       = "events.dropped"       // the recorder dropped events it could not queue in time: their number
 )
 
 // Event is one security-relevant decision. Field names follow the Elastic

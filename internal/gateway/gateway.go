@@ -144,6 +144,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, route := entry.Target, entry.Route
+	if a.Version.Quarantine != "" {
+		// Its policy no longer passes it (docs/pipeline.md): nobody reaches
+		// its code until it passes again or another version replaces it.
+		w.Header().Set("Retry-After", "3600")
+		if !g.emit(w, r, a, events.TypeFunctionQuarantined, events.OutcomeDenied, "the function is quarantined", "") {
+			return
+		}
+		problem.Write(w, r, http.StatusServiceUnavailable, "this function is quarantined: its active version no longer passes its deploy policy")
+		return
+	}
 
 	id, ok := g.authenticate(w, r, a, route)
 	if !ok {

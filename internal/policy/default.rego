@@ -11,6 +11,9 @@
 #     deploy; the deploy goes ahead only when the set is empty.
 #   - `approve` (optional) is a set of strings. Each element is a reason a
 #     second person holding grants:approve must approve the deploy.
+#   - `remediation` (optional) is "notify" (the default), "quarantine" or
+#     "rollback": what happens to an active version this policy denies when
+#     it is evaluated again after a vulnerability import or a policy change.
 #   - `input` is the deploy: namespace, function, version, previous, manifest,
 #     findings, signer, diff, actor and time (see the policy package's Input).
 #     A reference to a field that does not exist is a compile error.
@@ -71,6 +74,12 @@ approve contains msg if {
 	count(input.diff.addedSecrets) > 0
 	msg := sprintf("adds secret grants: %s", [concat(", ", sort(input.diff.addedSecrets))])
 }
+
+# 5. When an active version no longer passes (a vulnerability database
+# import, a policy change), its routes answer 503 until it passes again or
+# a version that passes replaces it. "notify" only records it; "rollback"
+# activates the newest earlier version that passes.
+remediation := "quarantine"
 
 # Helpers for the messages.
 

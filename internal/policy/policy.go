@@ -69,7 +69,19 @@ type Decision struct {
 	Allow     bool     `json:"allow"`     // no deny reason
 	Deny      []string `json:"deny"`      // sorted, deduplicated
 	Approvals []string `json:"approvals"` // reasons a second person holding grants:approve must approve; sorted, deduplicated
+	// Remediation is what to do with an active version the policy denies
+	// when it is evaluated again (a vulnerability import, a policy
+	// change): RemediateNotify (the default when the policy names none),
+	// RemediateQuarantine or RemediateRollback.
+	Remediation string `json:"remediation"`
 }
+
+// Remediations a policy's `remediation` rule may name.
+const (
+	RemediateNotify     = "notify"     // an event and the findings; the version keeps serving
+	RemediateQuarantine = "quarantine" // its routes answer 503 until it passes again
+	RemediateRollback   = "rollback"   // the newest earlier version that passes becomes active (quarantine when none does)
+)
 
 // Policy is a compiled policy. It is immutable and safe for concurrent Eval.
 type Policy struct {
@@ -130,6 +142,12 @@ func Compile(name string, src []byte) (_ *Policy, err error) {
 	if firstRule(mod, "approve") != nil {
 		query += "; approve := data.warden.deploy.approve; is_set(approve)"
 	}
+	if r := firstRule(mod, "remediation"); r != nil {
+		if t := c.TypeEnv.Get(pkgPath.Append(ast.InternedTerm("remediation"))); types.Compare(t, types.S) != 0 && types.Compare(t, types.A) != 0 {
+			return nil, fmt.Errorf("%s:%d: remediation is %s; it must be a string: notify, quarantine or rollback", name, r.Location.Row, types.Sprint(t))
+		}
+		query += `; remediation := [r | r := data.warden.deploy.remediation]` // [] when undefined
+	}
 	for _, rule := range []ast.Var{"deny", "approve"} {
 		r := firstRule(mod, rule)
 		if r == nil {
@@ -175,6 +193,12 @@ func checkModule(name string, mod *ast.Module) error {
 	for _, r := range mod.Rules {
 		ref := r.Head.Ref()
 		head, ok := ref[0].Value.(ast.Var)
+		if ok && head == "remediation" {
+			if len(ref) != 1 || r.Head.RuleKind() != ast.SingleValue || len(r.Head.Args) > 0 {
+				return fmt.Errorf("%s: remediation must be a single string (remediation := \"quarantine\")", at(r.Location))
+			}
+			continue
+		}
 		if !ok || head != "deny" && head != "approve" {
 			continue
 		}
@@ -271,6 +295,17 @@ func (p *Policy) Eval(ctx context.Context, in Input) (Decision, error) {
 	}
 	if d.Approvals, err = stringSet(rs[0].Bindings["approve"], "approve"); err != nil {
 		return Decision{}, fmt.Errorf("evaluate %s: %w", p.name, err)
+	}
+	d.Remediation = RemediateNotify
+	if list, ok := rs[0].Bindings["remediation"].([]any); ok && len(list) > 0 {
+		v := list[0]
+		s, _ := v.(string)
+		switch s {
+		case RemediateNotify, RemediateQuarantine, RemediateRollback:
+			d.Remediation = s
+		default:
+			return Decision{}, fmt.Errorf("evaluate %s: remediation is %q; want notify, quarantine or rollback", p.name, fmt.Sprint(v))
+		}
 	}
 	d.Allow = len(d.Deny) == 0
 	return d, nil

@@ -622,3 +622,35 @@ func TestRunRecoversPanic(t *testing.T) {
 		t.Errorf("run after a panic = %v, %v; want the slot released", v, err)
 	}
 }
+
+// TestRemediation: the default policy quarantines; a policy names its own
+// remediation or gets notify; anything else is refused.
+func TestRemediation(t *testing.T) {
+	ctx := context.Background()
+	if d, err := Default().Test(ctx, []byte(`{}`)); err != nil || d.Remediation != RemediateQuarantine {
+		t.Fatalf("default remediation = %q, %v; want quarantine", d.Remediation, err)
+	}
+	for src, want := range map[string]string{
+		"package warden.deploy\n\ndeny contains \"x\" if false\n":                                                     RemediateNotify,
+		"package warden.deploy\n\ndeny contains \"x\" if false\n\nremediation := \"rollback\"\n":                      RemediateRollback,
+		"package warden.deploy\n\ndeny contains \"x\" if false\n\nremediation := \"rollback\" if input.version > 5\n": RemediateNotify,
+	} {
+		p, err := Compile("p.rego", []byte(src))
+		if err != nil {
+			t.Fatalf("Compile(%q): %v", src, err)
+		}
+		if d, err := p.Test(ctx, []byte(`{"version": 1}`)); err != nil || d.Remediation != want {
+			t.Errorf("remediation of %q = %q, %v; want %q", src, d.Remediation, err, want)
+		}
+	}
+	if _, err := Compile("p.rego", []byte("package warden.deploy\n\ndeny contains \"x\" if false\n\nremediation := 5\n")); err == nil || !strings.Contains(err.Error(), "p.rego:5") {
+		t.Errorf("a numeric remediation compiled: %v", err)
+	}
+	p, err := Compile("p.rego", []byte("package warden.deploy\n\ndeny contains \"x\" if false\n\nremediation := \"delete\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Test(ctx, []byte(`{}`)); err == nil || !strings.Contains(err.Error(), "delete") {
+		t.Errorf("an unknown remediation evaluated: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"warden/internal/admin"
 	"warden/internal/deploy"
+	"warden/internal/events"
 	"warden/internal/store"
 )
 
@@ -91,4 +92,38 @@ func TestScanPolicyCLI(t *testing.T) {
 	if !strings.Contains(out, "deny") || !strings.Contains(out, "aws-access-token") || !strings.Contains(out, "needs approval") {
 		t.Fatalf("policy test = %q", out)
 	}
+}
+
+// TestQuarantineOnImport: a function deployed clean answers 503 problem+json
+// once an advisory matching its toolchain is imported (the built-in
+// policy's remediation), and every refusal is an event.
+func TestQuarantineOnImport(t *testing.T) {
+	t.Parallel()
+	in := start(t, t.TempDir())
+	in.mustCLI("deploy", "-f", fixture(t, "echo-json", nil))
+	if resp := in.public("POST", "/echo", strings.NewReader(`{"a":1}`), nil); resp.StatusCode != 200 {
+		t.Fatalf("before the import: %d", resp.StatusCode)
+	}
+	// A synthetic advisory (not a real one) against every Go toolchain
+	// before 1.99: the examples are built with a real one.
+	adv := filepath.Join(t.TempDir(), "WARDEN-TEST-0001.json")
+	os.WriteFile(adv, []byte(`{"schema_version":"1.3.1","id":"WARDEN-TEST-0001","modified":"2026-12-01T00:00:00Z",
+		"summary":"synthetic advisory for warden's tests","affected":[{"package":{"ecosystem":"Go","name":"stdlib"},
+		"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.99.0"}]}]}]}`), 0o644)
+	out := in.mustCLI("vulndb", "import", adv)
+	if !strings.Contains(out, "1 quarantined") {
+		t.Fatalf("import printed %q, want one version quarantined", out)
+	}
+	p := wantProblem(t, in.public("POST", "/echo", strings.NewReader(`{"a":1}`), nil), 503)
+	if !strings.Contains(p.Detail, "quarantined") {
+		t.Fatalf("problem = %+v", p)
+	}
+	if out := in.mustCLI("functions", "ls"); !strings.Contains(out, "QUARANTINED") {
+		t.Fatalf("functions ls = %q", out)
+	}
+	ev := in.waitEvent(deploy.TypeFunctionRemediation, func(e events.Event) bool { return e.Function == "echo-json" })
+	if !strings.Contains(ev.Reason, "WARDEN-TEST-0001") || ev.Labels["trigger"] != "vulnerability database import" {
+		t.Fatalf("remediation event = %+v", ev)
+	}
+	in.waitEvent(events.TypeFunctionQuarantined, func(e events.Event) bool { return e.Function == "echo-json" })
 }

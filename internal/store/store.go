@@ -86,6 +86,9 @@ type Version struct {
 	// Approval is the version's approval request and decision; nil when
 	// its deploy needed none.
 	Approval *Approval `json:"approval,omitempty"`
+	// Quarantine is why the version is quarantined (its routes answer
+	// 503); "" when it is not.
+	Quarantine string `json:"quarantine,omitempty"`
 }
 
 // Approval statuses.
@@ -160,6 +163,9 @@ type Functions interface {
 	// status is from (compare and set): ErrConflict when it is not,
 	// ErrNotFound when the version does not exist.
 	UpdateApproval(ctx context.Context, namespace, name string, version int, from string, a Approval) error
+	// SetQuarantine quarantines a version with a reason, or releases it
+	// (reason ""); ErrNotFound when the version does not exist.
+	SetQuarantine(ctx context.Context, namespace, name string, version int, reason string) error
 	// PendingVersions returns the versions whose approval is pending, by
 	// namespace, name and version.
 	PendingVersions(ctx context.Context) ([]Version, error)

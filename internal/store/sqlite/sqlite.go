@@ -394,14 +394,14 @@ func (db *DB) ListFunctions(ctx context.Context) ([]store.Function, error) {
 	return queryAll(ctx, db.r, "list functions", scanFunction, `SELECT `+functionColumns+` FROM functions ORDER BY namespace, name`)
 }
 
-const versionColumns = `namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files, signature, envelope, scan, sbom, approval`
+const versionColumns = `namespace, name, version, digest, artifact_digest, artifact_size, manifest, created_at, created_by, files, signature, envelope, scan, sbom, approval, quarantine`
 
 func scanVersion(s scanner) (store.Version, error) {
 	var v store.Version
 	var created int64
 	var files, sig, report, approval string
 	if err := s.Scan(&v.Namespace, &v.Name, &v.Version, &v.Digest, &v.ArtifactDigest, &v.ArtifactSize,
-		&v.Manifest, &created, &v.CreatedBy, &files, &sig, &v.Envelope, &report, &v.SBOM, &approval); err != nil {
+		&v.Manifest, &created, &v.CreatedBy, &files, &sig, &v.Envelope, &report, &v.SBOM, &approval, &v.Quarantine); err != nil {
 		return store.Version{}, err
 	}
 	v.CreatedAt = fromNanos(created)
@@ -501,6 +501,18 @@ func (db *DB) UpdateApproval(ctx context.Context, namespace, name string, versio
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: approval of %s/%s v%d: %w", namespace, name, version, err)
+	}
+	return nil
+}
+
+// SetQuarantine implements store.Functions.
+func (db *DB) SetQuarantine(ctx context.Context, namespace, name string, version int, reason string) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		return execAffecting(ctx, tx, store.ErrNotFound, `UPDATE versions SET quarantine = ? WHERE namespace = ? AND name = ? AND version = ?`,
+			reason, namespace, name, version)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: quarantine of %s/%s v%d: %w", namespace, name, version, err)
 	}
 	return nil
 }
