@@ -31,12 +31,12 @@ const maxImport = 64 << 20
 
 // VulnDBImport is the answer to an import.
 type VulnDBImport struct {
-	Added      int      `json:"added"`
-	Updated    int      `json:"updated"`
-	Total      int      `json:"total"`      // advisories stored now
-	Refused    []string `json:"refused"`    // entries that did not parse, with the reason
-	Rescanned  int      `json:"rescanned"`  // active versions re-evaluated
-	OpenVulns  int      `json:"openVulns"`  // open vulnerability findings of active versions after the import
+	Added     int      `json:"added"`
+	Updated   int      `json:"updated"`
+	Total     int      `json:"total"`     // advisories stored now
+	Refused   []string `json:"refused"`   // entries that did not parse, with the reason
+	Rescanned int      `json:"rescanned"` // active versions re-evaluated
+	OpenVulns int      `json:"openVulns"` // open vulnerability findings of active versions after the import
 	// Remediation is what the policies decided for the active versions
 	// they no longer pass.
 	Remediation deploy.Reevaluation `json:"remediation"`
