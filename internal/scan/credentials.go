@@ -3,6 +3,7 @@ package scan
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"regexp"
 	"slices"
@@ -346,57 +347,50 @@ type located struct {
 }
 
 func (s *scanner) findCredentials() {
-	t := &textMap{}
-	for _, seg := range s.m.data {
-		t.addRuns(textRun{region: regionData, seg: seg.index, packed: true}, seg.bytes)
-	}
-	for _, c := range s.m.custom {
-		if c.name != "name" {
-			t.addRuns(textRun{region: regionCustom, name: c.name, packed: true}, c.payload)
-		}
-	}
-	if len(s.in.ManifestRaw) > 0 {
-		// The manifest is text: all of it, not only printable runs.
-		t.addRun(textRun{region: regionManifest}, 0, s.in.ManifestRaw)
-	}
-	if len(t.runs) == 0 {
-		return
-	}
-	found, complete, err := detectText(t)
-	switch {
-	case err != nil:
+	mod, modComplete, err := moduleHits(s.m, s.in.Wasm)
+	if err != nil {
 		s.add(KindCredential, "credential.scan-failed", Critical, "",
 			"the credential scanner failed, so the module and manifest were not checked for embedded credentials")
 		return
-	case !complete:
+	}
+	hits, complete := mod, modComplete
+	if len(s.in.ManifestRaw) > 0 {
+		// The manifest is text: all of it, not only printable runs.
+		t := &textMap{}
+		t.addRun(textRun{region: regionManifest}, 0, s.in.ManifestRaw)
+		man, manComplete, err := resolve(t)
+		if err != nil {
+			s.add(KindCredential, "credential.scan-failed", Critical, "",
+				"the credential scanner failed, so the module and manifest were not checked for embedded credentials")
+			return
+		}
+		hits, complete = append(slices.Clip(hits), man...), complete && manComplete
+	}
+	if !complete {
 		s.add(KindCredential, "credential.scan-incomplete", Critical, "",
 			fmt.Sprintf("the credential scan ran out of time (%v) before it checked all of the module and manifest: what it did not reach may hold credentials", credentialBudget))
 	}
 	seen := make(map[[2]string]bool)
 	count := make(map[string]int)
-	for _, f := range found {
-		r, off, ok := t.run(f.off)
-		if !ok {
-			continue
-		}
+	for _, h := range hits {
 		var loc, msg string
-		desc := strings.TrimSuffix(strings.TrimSpace(f.desc), ".")
-		switch r.region {
+		desc := strings.TrimSuffix(strings.TrimSpace(h.desc), ".")
+		switch h.region {
 		case regionManifest:
-			loc = fmt.Sprintf("%s:%d", s.in.ManifestName, 1+bytes.Count(s.in.ManifestRaw[:min(off, len(s.in.ManifestRaw))], []byte("\n")))
+			loc = fmt.Sprintf("%s:%d", s.in.ManifestName, 1+bytes.Count(s.in.ManifestRaw[:min(h.off, len(s.in.ManifestRaw))], []byte("\n")))
 			msg = fmt.Sprintf("manifest holds what looks like a credential (%s); store it as a secret (warden secrets set) and grant it in permissions.secrets", desc)
 		case regionCustom:
-			loc = fmt.Sprintf("custom section %s +%#x", quoted(r.name), off)
+			loc = fmt.Sprintf("custom section %s +%#x", quoted(h.name), h.off)
 		default:
-			loc = fmt.Sprintf("data segment %d +%#x", r.seg, off)
+			loc = fmt.Sprintf("data segment %d +%#x", h.seg, h.off)
 		}
 		if msg == "" {
 			msg = fmt.Sprintf("module embeds what looks like a credential (%s); remove it and read it at run time with warden.secret_get (permissions.secrets)", desc)
 		}
-		if key := [2]string{f.rule, loc}; !seen[key] { // overlapping windows, both rule sets
+		if key := [2]string{h.rule, loc}; !seen[key] { // overlapping windows, both rule sets
 			seen[key] = true
-			if count[f.rule]++; count[f.rule] <= maxPerRule {
-				s.add(KindCredential, f.rule, credentialSeverity(f.rule), loc, msg)
+			if count[h.rule]++; count[h.rule] <= maxPerRule {
+				s.add(KindCredential, h.rule, credentialSeverity(h.rule), loc, msg)
 			}
 		}
 	}
@@ -406,4 +400,80 @@ func (s *scanner) findCredentials() {
 				fmt.Sprintf("%d more matches of this rule are not listed", n-maxPerRule))
 		}
 	}
+}
+
+// hit is one credential match, placed in its region.
+type hit struct {
+	rule, desc string
+	region     int
+	seg        int    // regionData
+	name       string // regionCustom
+	off        int    // in the region
+}
+
+// resolve runs the rules over t and places each match.
+func resolve(t *textMap) ([]hit, bool, error) {
+	if len(t.runs) == 0 {
+		return nil, true, nil
+	}
+	found, complete, err := detectText(t)
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]hit, 0, len(found))
+	for _, f := range found {
+		r, off, ok := t.run(f.off)
+		if !ok {
+			continue
+		}
+		out = append(out, hit{rule: f.rule, desc: f.desc, region: r.region, seg: r.seg, name: r.name, off: off})
+	}
+	return out, complete, nil
+}
+
+// The module part of the credential scan is the costly one (hundreds of
+// milliseconds for a Go module under the race detector) and depends on
+// the module's bytes alone: the last complete results are kept by the
+// module's digest, so the same module deployed with another manifest is
+// not scanned again. Results are never modified once stored.
+var moduleCache = struct {
+	sync.Mutex
+	byDigest map[[32]byte][]hit
+	order    [][32]byte
+}{byDigest: map[[32]byte][]hit{}}
+
+const moduleCacheSize = 32
+
+func moduleHits(m *wasmModule, wasm []byte) ([]hit, bool, error) {
+	d := sha256.Sum256(wasm)
+	moduleCache.Lock()
+	h, ok := moduleCache.byDigest[d]
+	moduleCache.Unlock()
+	if ok {
+		return h, true, nil
+	}
+	t := &textMap{}
+	for _, seg := range m.data {
+		t.addRuns(textRun{region: regionData, seg: seg.index, packed: true}, seg.bytes)
+	}
+	for _, c := range m.custom {
+		if c.name != "name" {
+			t.addRuns(textRun{region: regionCustom, name: c.name, packed: true}, c.payload)
+		}
+	}
+	h, complete, err := resolve(t)
+	if err != nil || !complete { // a failure or a timeout is tried again next time
+		return h, complete, err
+	}
+	moduleCache.Lock()
+	defer moduleCache.Unlock()
+	if _, ok := moduleCache.byDigest[d]; !ok {
+		if len(moduleCache.order) >= moduleCacheSize {
+			delete(moduleCache.byDigest, moduleCache.order[0])
+			moduleCache.order = moduleCache.order[1:]
+		}
+		moduleCache.byDigest[d] = h
+		moduleCache.order = append(moduleCache.order, d)
+	}
+	return h, true, nil
 }
