@@ -29,12 +29,7 @@ func TestTrust(t *testing.T) {
 func TestVersionSignature(t *testing.T) {
 	db := openTemp(t)
 	c := context.Background()
-	art := []byte("\x00asm\x01\x00\x00\x00")
-	sum := sha256.Sum256(art)
-	d := hex.EncodeToString(sum[:])
-	if err := db.PutArtifact(c, d, art); err != nil {
-		t.Fatal(err)
-	}
+	d := putModule(t, db)
 	sig := &store.Signature{Status: store.SignatureVerified, KeyID: "k", KeyName: "ci", Mode: store.SigningEnforce,
 		Provenance: json.RawMessage(`{"builderId":"ci"}`)}
 	v1, err := db.CreateVersion(c, store.Version{Namespace: "ns", Name: "f", ArtifactDigest: d, Manifest: []byte("m1"),
@@ -73,12 +68,7 @@ func TestScanStores(t *testing.T) {
 func TestApprovals(t *testing.T) {
 	db := openTemp(t)
 	c := context.Background()
-	art := []byte("\x00asm\x01\x00\x00\x00")
-	sum := sha256.Sum256(art)
-	d := hex.EncodeToString(sum[:])
-	if err := db.PutArtifact(c, d, art); err != nil {
-		t.Fatal(err)
-	}
+	d := putModule(t, db)
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	pending := &store.Approval{Status: store.ApprovalPending, Reasons: []string{"adds egress to https://x"}, RequestedBy: "ada", RequestedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 	v, err := db.CreateVersion(c, store.Version{Namespace: "ns", Name: "f", ArtifactDigest: d, Manifest: []byte("m"), Approval: pending}, false)
@@ -109,4 +99,16 @@ func TestApprovals(t *testing.T) {
 	if got.Approval == nil || got.Approval.Status != store.ApprovalApproved || got.Approval.DecidedBy != "bob" {
 		t.Fatalf("stored approval = %+v", got.Approval)
 	}
+}
+
+// putModule stores the smallest module as an artifact and returns its digest.
+func putModule(t *testing.T, db *DB) string {
+	t.Helper()
+	art := []byte("\x00asm\x01\x00\x00\x00")
+	sum := sha256.Sum256(art)
+	d := hex.EncodeToString(sum[:])
+	if err := db.PutArtifact(context.Background(), d, art); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
