@@ -10,6 +10,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -165,6 +166,9 @@ func (a *API) Routes() []Route {
 		{"POST /v1/auth/jwt", PermIssuers, "Trust a JWT issuer (routes name it as auth: jwt:<name>)", a.addIssuer},
 		{"GET /v1/auth/jwt", PermIssuers, "List trusted JWT issuers", a.listIssuers},
 		{"DELETE /v1/auth/jwt/{name}", PermIssuers, "Stop trusting a JWT issuer", a.removeIssuer},
+		{"GET /v1/canaries", PermRead, "Running canaries and their figures against the stable versions (?namespace=&name=)", a.listCanaries},
+		{"POST /v1/canaries/{namespace}/{name}/promote", PermDeploy, "Promote a canary now: it becomes the active version", a.endCanary(true)},
+		{"POST /v1/canaries/{namespace}/{name}/abort", PermDeploy, "Abort a canary: the stable version serves every client", a.endCanary(false)},
 		{"GET /v1/approvals", PermRead, "Versions waiting for a second person's approval", a.listApprovals},
 		{"POST /v1/approvals/{namespace}/{name}/{version}/approve", PermGrant, "Approve a pending version (not its deployer's, not the bootstrap token's once an admin user exists) and activate it", a.decide(true)},
 		{"POST /v1/approvals/{namespace}/{name}/{version}/reject", PermGrant, "Reject a pending version (not its deployer's)", a.decide(false)},
@@ -479,6 +483,11 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 			}
 		case "artifact":
 			req.Artifact, err = io.ReadAll(part)
+		case "canary":
+			var b []byte
+			if b, err = io.ReadAll(io.LimitReader(part, 4096)); err == nil {
+				req.Canary, err = parseCanary(b)
+			}
 		case "signature":
 			req.Signature, err = io.ReadAll(io.LimitReader(part, sign.MaxEnvelope+1))
 			if err == nil && len(req.Signature) > sign.MaxEnvelope {
@@ -753,4 +762,33 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		case <-tick.C:
 		}
 	}
+}
+
+// CanaryRequest is the deploy's canary part: a share of clients, a time
+// until promotion, and optional margins.
+type CanaryRequest struct {
+	Percent int                   `json:"percent"`
+	For     string                `json:"for,omitempty"` // a Go duration; default 10m
+	Margins *deploy.CanaryMargins `json:"margins,omitempty"`
+}
+
+func parseCanary(b []byte) (*deploy.CanarySpec, error) {
+	var in CanaryRequest
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return nil, fmt.Errorf(`canary part must be {"percent": N, "for": "10m", "margins": {...}}`)
+	}
+	spec := &deploy.CanarySpec{Percent: in.Percent, Margins: in.Margins}
+	if in.For != "" {
+		d, err := time.ParseDuration(in.For)
+		if err != nil || d < time.Second || d > 7*24*time.Hour {
+			return nil, fmt.Errorf("canary for: a duration from 1s to 168h")
+		}
+		spec.For = d
+	}
+	if m := in.Margins; m != nil && (m.ErrorRate < 0 || m.P99 < 1 || m.Signals < 0 || m.MinRequests < 0) {
+		return nil, fmt.Errorf("canary margins: errorRate and signals ≥ 0, p99 ≥ 1, minRequests ≥ 0")
+	}
+	return spec, nil
 }

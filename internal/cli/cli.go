@@ -94,6 +94,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		findingsCmd(g, stdout),
 		policyCmd(g, stdout),
 		approvalsCmd(g, stdout),
+		canaryCmd(g, stdout),
 		decideCmd(g, stdout, true),
 		decideCmd(g, stdout, false),
 	)

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -34,6 +35,9 @@ func printJSON(w io.Writer, v any) error {
 
 func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
 	file, sigFile := "warden.yaml", ""
+	var canary string
+	var canaryFor time.Duration
+	margins := deploy.DefaultCanaryMargins
 	c := &cobra.Command{
 		Use:   "deploy [-f warden.yaml] [--signature F]",
 		Short: "Upload a function's artifact, manifest and signature; prints the new version",
@@ -68,6 +72,19 @@ func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
 			case explicit || !errors.Is(err, fs.ErrNotExist):
 				return usageErr("--signature: " + err.Error())
 			}
+			if canary != "" {
+				pct, err := strconv.Atoi(strings.TrimSuffix(canary, "%"))
+				if err != nil || pct < 1 || pct > 99 {
+					return usageErr("--canary: a share of clients from 1% to 99%")
+				}
+				in := admin.CanaryRequest{Percent: pct, Margins: &margins}
+				if canaryFor > 0 {
+					in.For = canaryFor.String()
+				}
+				b, _ := json.Marshal(in)
+				pw, _ = mw.CreateFormField("canary")
+				pw.Write(b)
+			}
 			mw.Close()
 			var res deploy.Result
 			if err := g.call(http.MethodPost, "/v1/functions", mw.FormDataContentType(), &body, &res); err != nil {
@@ -78,6 +95,10 @@ func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
 			}
 			v := res.Version
 			switch {
+			case res.Canary != nil:
+				fmt.Fprintf(stdout, "deployed %s/%s version %d (digest %s%s) as a canary for %d%% of clients beside version %d until %s;\nit is promoted then unless it does worse than version %d (warden canary status %s/%s)\n",
+					v.Namespace, v.Name, v.Version, short(v.Digest), signedBy(v.Signature), res.Canary.Percent, res.Previous,
+					res.Canary.Until.Local().Format(time.RFC3339), res.Previous, v.Namespace, v.Name)
 			case res.Pending:
 				fmt.Fprintf(stdout, "stored %s/%s version %d (digest %s%s), PENDING approval: %s\nit does not serve until a second person holding grants:approve runs: warden approve %s/%s %d\n",
 					v.Namespace, v.Name, v.Version, short(v.Digest), signedBy(v.Signature), strings.Join(v.Approval.Reasons, "; "), v.Namespace, v.Name, v.Version)
@@ -93,6 +114,72 @@ func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
 	}
 	c.Flags().StringVarP(&file, "file", "f", file, "the function's manifest")
 	c.Flags().StringVar(&sigFile, "signature", "", "the DSSE envelope signing this deploy (default: the one warden sign wrote beside the manifest, if any)")
+	c.Flags().StringVar(&canary, "canary", "", "start as a canary for this share of clients (e.g. 10%) beside the active version")
+	c.Flags().DurationVar(&canaryFor, "for", 0, "how long the canary runs before it is promoted (default 10m)")
+	c.Flags().Float64Var(&margins.ErrorRate, "max-error-rate", margins.ErrorRate, "canary: how far its 5xx share may exceed the stable version's before it is rolled back")
+	c.Flags().Float64Var(&margins.P99, "max-p99", margins.P99, "canary: how many times the stable version's p99 latency its own may be")
+	c.Flags().Float64Var(&margins.Signals, "max-signals", margins.Signals, "canary: how far its rate of security signals (capability denials, response-check hits, traps, timeouts) may exceed the stable version's")
+	c.Flags().IntVar(&margins.MinRequests, "min-requests", margins.MinRequests, "canary: requests each side needs before error rates and latency are compared")
+	return c
+}
+
+func canaryCmd(g *globals, stdout io.Writer) *cobra.Command {
+	c := &cobra.Command{Use: "canary", Short: "Running canaries: their figures, promote or abort", Args: cobra.NoArgs}
+	status := &cobra.Command{
+		Use: "status [NAME]", Short: "Each canary's figures against its stable version", Args: cobra.MaximumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			q := url.Values{}
+			if len(args) == 1 {
+				ns, name, err := splitName(args[0])
+				if err != nil {
+					return err
+				}
+				q.Set("namespace", ns)
+				q.Set("name", name)
+			}
+			var list []deploy.CanaryStatus
+			if err := g.call(http.MethodGet, "/v1/canaries?"+q.Encode(), "", nil, &list); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(stdout, list)
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "FUNCTION\tSHARE\tUNTIL\tVERSION\tREQUESTS\tERRORS\tSIGNALS\tP99")
+			for _, st := range list {
+				for _, f := range []deploy.CanaryFigures{st.Stable, st.Canary} {
+					fmt.Fprintf(tw, "%s/%s\t%d%%\t%s\t%d\t%d\t%d (%.1f%%)\t%d\t%.1f ms\n", st.Namespace, st.Name, st.Percent,
+						st.Until.Local().Format("15:04:05"), f.Version, f.Requests, f.Errors, 100*f.ErrorRate, f.Signals, f.P99MS)
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	end := func(verb, short string) *cobra.Command {
+		return &cobra.Command{
+			Use: verb + " NAME", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(c *cobra.Command, args []string) error {
+				ns, name, err := splitName(args[0])
+				if err != nil {
+					return err
+				}
+				var st deploy.CanaryStatus
+				if err := g.call(http.MethodPost, "/v1/canaries/"+url.PathEscape(ns)+"/"+url.PathEscape(name)+"/"+verb, "", nil, &st); err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(stdout, st)
+				}
+				if verb == "promote" {
+					fmt.Fprintf(stdout, "promoted %s/%s version %d; it serves every client\n", ns, name, st.Canary.Version)
+				} else {
+					fmt.Fprintf(stdout, "aborted the canary of %s/%s; version %d serves every client\n", ns, name, st.Stable.Version)
+				}
+				return nil
+			},
+		}
+	}
+	c.AddCommand(status, end("promote", "Promote a canary now"), end("abort", "Abort a canary: the stable version serves every client"))
 	return c
 }
 

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -99,6 +100,9 @@ type Active struct {
 	// Schemas holds the compiled request schema of each route that names
 	// one, by route pattern.
 	Schemas map[string]*validate.Schema
+	// Canary is the version serving a share of clients beside this one,
+	// nil when none is.
+	Canary *Canary
 }
 
 // Inspected describes the version for the inspection of its answers: its
@@ -216,7 +220,10 @@ type Request struct {
 	// Signature is the DSSE envelope signing the deploy (warden sign); nil
 	// when unsigned.
 	Signature []byte
-	Origin    Origin
+	// Canary, when set, starts the new version as a canary beside the
+	// active one instead of replacing it.
+	Canary *CanarySpec
+	Origin Origin
 }
 
 // Result describes the version a change made active.
@@ -227,6 +234,8 @@ type Result struct {
 	// Pending: the version is stored but needs a second person's approval
 	// (Version.Approval says why); the active version is unchanged.
 	Pending bool `json:"pending,omitempty"`
+	// Canary: the version serves a share of clients beside the active one.
+	Canary *CanaryStatus `json:"canary,omitempty"`
 }
 
 // Load restores the active versions from the store. Modules are not compiled
@@ -377,6 +386,17 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	k := key(m.Namespace, m.Name)
 	cur := s.cur.Load()
 	prev := cur.active[k]
+	if prev != nil && prev.Canary != nil {
+		return fail(&Error{Kind: KindConflict, Msg: fmt.Sprintf("%s has a canary running (version %d): promote or abort it first (warden canary promote|abort)", k, prev.Canary.Next.Version.Version)})
+	}
+	if c := req.Canary; c != nil {
+		switch {
+		case prev == nil:
+			return fail(&Error{Kind: KindInvalid, Msg: "a canary needs an active version to compare with; deploy the first version without --canary"})
+		case c.Percent < 1 || c.Percent > 99:
+			return fail(&Error{Kind: KindInvalid, Msg: "a canary's share is 1% to 99% of clients"})
+		}
+	}
 	if e := s.checkChange(prev, m, artDigest, req.Origin, sig.Status == store.SignatureVerified); e != nil {
 		return fail(e)
 	}
@@ -444,6 +464,17 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 		next.Fn.Close()
 		return failVersion(&Error{Kind: KindRejected, Msg: fmt.Sprintf("version %d could not be loaded; the active version is unchanged", v.Version), Err: err}, v.Version)
 	}
+	if req.Canary != nil {
+		c, err := s.startCanary(cur, k, prev, next, *req.Canary, req.Origin)
+		if err != nil {
+			next.Fn.Close()
+			return failVersion(&Error{Kind: KindConflict, Msg: err.Error(), Err: err}, v.Version)
+		}
+		st := c.Status()
+		s.emitLabels(TypeDeployCanary, events.OutcomeSuccess, fmt.Sprintf("started: %d%% of clients until %s", c.Percent, c.Until.Format(time.RFC3339)),
+			m.Namespace, m.Name, v.Version, req.Origin, map[string]string{"decision": "start", "percent": strconv.Itoa(c.Percent), "stable.version": strconv.Itoa(prev.Version.Version)})
+		return Result{Version: v, Previous: prev.Version.Version, Canary: &st}, nil
+	}
 	if err := s.cfg.Store.Activate(ctx, m.Namespace, m.Name, v.Version); err != nil {
 		next.Fn.Close()
 		return failVersion(&Error{Msg: "activate failed; the active version is unchanged", Err: err}, v.Version)
@@ -479,6 +510,9 @@ func (s *Service) Rollback(ctx context.Context, namespace, name string, to int, 
 	prev := cur.active[k]
 	if prev == nil {
 		return fail(&Error{Kind: KindNotFound, Msg: fmt.Sprintf("function %s not found", k)})
+	}
+	if prev.Canary != nil {
+		return fail(&Error{Kind: KindConflict, Msg: fmt.Sprintf("%s has a canary running: promote or abort it first", k)})
 	}
 	if to == 0 {
 		vs, err := s.cfg.Store.Versions(ctx, namespace, name)
@@ -583,6 +617,9 @@ func (s *Service) swap(cur *state, k string, next *Active, routes *router.Table[
 	s.cur.Store(&state{active: active, routes: routes})
 	if old := cur.active[k]; old != nil && old.Fn != nil {
 		go old.Fn.Close()
+		if c := old.Canary; c != nil && c.done.CompareAndSwap(false, true) {
+			go c.Next.Fn.Close()
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -153,6 +154,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		problem.Write(w, r, http.StatusServiceUnavailable, "this function is quarantined: its active version no longer passes its deploy policy")
 		return
+	}
+	// A canary serves a share of clients, chosen by a hash of the client's
+	// address (one client sees one version), on the routes both versions
+	// have; each answer's status and latency feed the comparison (security
+	// signals come from the events: server.canaryTap).
+	if c := a.Canary; c != nil {
+		if n := c.Pick(ipKey); n != a {
+			if i := slices.IndexFunc(n.Manifest.HTTP, func(rt manifest.Route) bool { return rt.Pattern == route.Pattern }); i >= 0 {
+				a, route = n, n.Manifest.HTTP[i]
+			}
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		w = sw
+		start := time.Now()
+		defer func() { c.Record(a.Version.Version, sw.status, time.Since(start)) }()
 	}
 
 	id, ok := g.authenticate(w, r, a, route)
@@ -535,3 +551,24 @@ func WriteResponse(w http.ResponseWriter, resp *sandbox.Response) {
 	w.WriteHeader(status)
 	w.Write(resp.Body)
 }
+
+// statusWriter remembers the status of an answer (for a canary's figures).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -21,6 +21,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"warden/internal/admin"
@@ -121,7 +122,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 	}
 	s.GeneratedMasterKey = generated
 	s.vault = capability.NewVault(s.store, kr, capability.VaultConfig{KVMaxBucket: cfg.KVMaxBucket})
-	if s.caps, err = capability.New(capability.Config{Vault: s.vault, Usage: s.store, Events: s.events, Logger: log, Resolver: opt.Resolver}); err != nil {
+	tap := &canaryTap{Checked: s.events}
+	if s.caps, err = capability.New(capability.Config{Vault: s.vault, Usage: s.store, Events: tap, Logger: log, Resolver: opt.Resolver}); err != nil {
 		return nil, err
 	}
 	s.keys = capability.NewKeyManager(s.vault, keyDir, s.events, log)
@@ -146,6 +148,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 		Trust: s.store, Vulns: vulns}); err != nil {
 		return nil, err
 	}
+	tap.deploy.Store(s.deploy)
 	if err := s.deploy.Load(ctx); err != nil {
 		return nil, err
 	}
@@ -179,12 +182,12 @@ func New(ctx context.Context, cfg config.Config, opt Options) (s *Server, err er
 		return nil, err
 	}
 	// One inspection for every way an answer leaves warden.
-	inspector, err := inspect.New(inspect.Config{Events: s.events, Logger: log})
+	inspector, err := inspect.New(inspect.Config{Events: tap, Logger: log})
 	if err != nil {
 		return nil, err
 	}
 	adminLimit := admin.Limit{Limiter: limiter, Rule: perSecond(cfg.IPRate), IPv6Prefix: cfg.IPv6Prefix}
-	gw, err := gateway.New(gateway.Config{Routes: s.deploy, Events: s.events, Health: s.checks(), Keys: keys, Issuers: issuers, Limiter: limiter,
+	gw, err := gateway.New(gateway.Config{Routes: s.deploy, Events: tap, Health: s.checks(), Keys: keys, Issuers: issuers, Limiter: limiter,
 		Inspector: inspector, IPRule: perSecond(cfg.IPRate), KeyRule: perSecond(cfg.KeyRate), IPv6Prefix: cfg.IPv6Prefix, Logger: log})
 	if err != nil {
 		return nil, err
@@ -400,6 +403,7 @@ func (s *Server) Serve() error {
 		errc <- err
 	}
 	s.bg.Go(func() { s.sweep(s.ctx) })
+	s.bg.Go(func() { s.deploy.WatchCanaries(s.ctx, time.Second) })
 	go serve(s.public, s.publicLn)
 	go serve(s.adminSrv, s.adminLn)
 	err := <-errc
@@ -595,4 +599,31 @@ func servePprof(addr string) (stop func(), err error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	return func() { srv.Close() }, nil
+}
+
+// canaryTap passes events on and counts, for a function running a canary,
+// each version's security signals: capability denials, response-check
+// hits, traps, timeouts and memory exhaustion.
+type canaryTap struct {
+	events.Checked
+	deploy atomic.Pointer[deploy.Service]
+}
+
+func (t *canaryTap) Emit(e events.Event) {
+	t.observe(e)
+	t.Checked.Emit(e)
+}
+
+func (t *canaryTap) TryEmit(e events.Event) error {
+	t.observe(e)
+	return t.Checked.TryEmit(e)
+}
+
+func (t *canaryTap) observe(e events.Event) {
+	switch e.Type {
+	case "capability.denied", events.TypeDLP, events.TypeFunctionTrap, events.TypeLimitTimeout, events.TypeLimitMemory:
+		if d := t.deploy.Load(); d != nil && e.Version > 0 {
+			d.CanarySignal(e.Namespace, e.Function, e.Version)
+		}
+	}
 }
