@@ -483,6 +483,11 @@ func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
 			}
 		case "artifact":
 			req.Artifact, err = io.ReadAll(part)
+		case "sbom":
+			req.SBOM, err = io.ReadAll(io.LimitReader(part, deploy.MaxSBOM+1))
+			if err == nil && len(req.SBOM) > deploy.MaxSBOM {
+				err = fmt.Errorf("sbom larger than %d bytes", deploy.MaxSBOM)
+			}
 		case "canary":
 			var b []byte
 			if b, err = io.ReadAll(io.LimitReader(part, 4096)); err == nil {

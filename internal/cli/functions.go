@@ -34,7 +34,7 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
-	file, sigFile := "warden.yaml", ""
+	file, sigFile, sbomFile := "warden.yaml", "", ""
 	var canary string
 	var canaryFor time.Duration
 	margins := deploy.DefaultCanaryMargins
@@ -71,6 +71,18 @@ func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
 				pw.Write(env)
 			case explicit || !errors.Is(err, fs.ErrNotExist):
 				return usageErr("--signature: " + err.Error())
+			}
+			sbomPath, explicitSBOM := sbomFile, sbomFile != ""
+			if !explicitSBOM {
+				sbomPath = strings.TrimSuffix(file, filepath.Ext(file)) + ".cdx.json"
+			}
+			bom, err := os.ReadFile(sbomPath)
+			switch {
+			case err == nil:
+				pw, _ = mw.CreateFormFile("sbom", filepath.Base(sbomPath))
+				pw.Write(bom)
+			case explicitSBOM || !errors.Is(err, fs.ErrNotExist):
+				return usageErr("--sbom: " + err.Error())
 			}
 			if canary != "" {
 				pct, err := strconv.Atoi(strings.TrimSuffix(canary, "%"))
@@ -114,6 +126,7 @@ func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
 	}
 	c.Flags().StringVarP(&file, "file", "f", file, "the function's manifest")
 	c.Flags().StringVar(&sigFile, "signature", "", "the DSSE envelope signing this deploy (default: the one warden sign wrote beside the manifest, if any)")
+	c.Flags().StringVar(&sbomFile, "sbom", "", "a CycloneDX JSON SBOM of the artifact, for modules warden cannot read (default: warden.cdx.json beside the manifest, if any)")
 	c.Flags().StringVar(&canary, "canary", "", "start as a canary for this share of clients (e.g. 10%) beside the active version")
 	c.Flags().DurationVar(&canaryFor, "for", 0, "how long the canary runs before it is promoted (default 10m)")
 	c.Flags().Float64Var(&margins.ErrorRate, "max-error-rate", margins.ErrorRate, "canary: how far its 5xx share may exceed the stable version's before it is rolled back")

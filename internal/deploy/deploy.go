@@ -220,6 +220,9 @@ type Request struct {
 	// Signature is the DSSE envelope signing the deploy (warden sign); nil
 	// when unsigned.
 	Signature []byte
+	// SBOM is a CycloneDX JSON SBOM given beside the artifact (for
+	// modules whose build info warden cannot read); nil when none.
+	SBOM []byte
 	// Canary, when set, starts the new version as a canary beside the
 	// active one instead of replacing it.
 	Canary *CanarySpec
@@ -378,6 +381,9 @@ func (s *Service) Deploy(ctx context.Context, req Request) (Result, error) {
 	sbom, err := scan.SBOM(report.Report, m.Namespace, m.Name, "sha256:"+verDigest, artDigest, s.now())
 	if err != nil {
 		return fail(&Error{Msg: "SBOM failed", Err: err})
+	}
+	if len(req.SBOM) > 0 && report.Main == nil {
+		sbom = req.SBOM // not a Go module: the SBOM its build gave is the better record
 	}
 
 	s.mu.Lock()

@@ -267,3 +267,36 @@ deny contains msg if {
 		t.Fatalf("active version = %d, want 1", fn.ActiveVersion)
 	}
 }
+
+// TestGivenSBOM: a module warden cannot read the build info of (another
+// language) brings its SBOM: the SBOM is stored, and its Go components are
+// matched; an SBOM that is not CycloneDX is refused at the scan step.
+func TestGivenSBOM(t *testing.T) {
+	f, vulns := pipelineFixture(t)
+	ctx := context.Background()
+	if err := f.db.DeletePolicy(ctx, "default"); err != nil { // the built-in policy
+		t.Fatal(err)
+	}
+	vulns.Set(vulndb.NewIndex([]*vulndb.Entry{advisory(t, "GO-2022-1059")}))
+	bom := func(text string) []byte {
+		return []byte(`{"bomFormat":"CycloneDX","specVersion":"1.5","version":1,"components":[
+			{"type":"library","name":"left-pad","version":"1.3.0","purl":"pkg:npm/left-pad@1.3.0"},
+			{"type":"library","name":"golang.org/x/text","version":"` + text + `","purl":"pkg:golang/golang.org/x/text@` + text + `"}]}`)
+	}
+	req := func(tag string, sbom []byte) Request {
+		return Request{ManifestName: "warden.yaml", Manifest: []byte(baseManifest), Artifact: module(tag), SBOM: sbom,
+			Origin: Origin{Actor: "dev", MayGrant: true}}
+	}
+	_, err := f.svc.Deploy(ctx, req("v1", bom("v0.3.7")))
+	wantRefusal(t, err, StepPolicy, "GO-2022-1059")
+	res, err := f.svc.Deploy(ctx, req("v1", bom("v0.3.8")))
+	if err != nil {
+		t.Fatalf("deploy with a clean SBOM: %v", err)
+	}
+	v, _ := f.db.Version(ctx, "default", "fn", res.Version.Version)
+	if !strings.Contains(string(v.SBOM), "pkg:npm/left-pad@1.3.0") {
+		t.Fatalf("stored SBOM = %s, want the one given", v.SBOM)
+	}
+	_, err = f.svc.Deploy(ctx, req("v2", []byte(`{"spdxVersion":"SPDX-2.3"}`)))
+	wantRefusal(t, err, StepScan, "sbom")
+}

@@ -157,6 +157,19 @@ func (s *Service) runScan(m *manifest.Manifest, req Request, o Origin) (*Report,
 		s.emitLabels(TypeDeployScan, events.OutcomeDenied, "module is malformed", m.Namespace, m.Name, 0, o, nil)
 		return nil, nil, &Error{Kind: KindRejected, Step: StepScan, Msg: "scan: " + err.Error(), Err: err}
 	}
+	if len(req.SBOM) > 0 {
+		mods, goVersion, err := givenSBOM(req.SBOM)
+		if err != nil {
+			return nil, nil, &Error{Kind: KindInvalid, Step: StepScan, Msg: "sbom: " + err.Error(), Err: err}
+		}
+		// A module's own build info is the truth; a given SBOM speaks for
+		// modules warden cannot read (other languages).
+		if r.Main == nil && len(r.Modules) == 0 && r.GoVersion == "" {
+			cp := *r // cached reports are shared: never modified
+			cp.Modules, cp.GoVersion = mods, goVersion
+			r = &cp
+		}
+	}
 	rep := &Report{Report: r, Vulnerabilities: VulnFindings(s.cfg.Vulns.Index(), r)}
 	all := append(scanFindings(r), rep.Vulnerabilities...)
 	counts := map[string]string{"findings": strconv.Itoa(len(all))}
