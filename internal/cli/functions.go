@@ -60,29 +60,11 @@ func deployCmd(g *globals, stdout io.Writer) *cobra.Command {
 				pw, _ = mw.CreateFormFile("file:"+p, filepath.Base(p))
 				pw.Write(b.files[p])
 			}
-			sigPath, explicit := sigFile, sigFile != ""
-			if !explicit {
-				sigPath = defaultSignature(file)
+			if err := attach(mw, "signature", sigFile, defaultSignature(file)); err != nil {
+				return err
 			}
-			env, err := os.ReadFile(sigPath)
-			switch {
-			case err == nil:
-				pw, _ = mw.CreateFormFile("signature", filepath.Base(sigPath))
-				pw.Write(env)
-			case explicit || !errors.Is(err, fs.ErrNotExist):
-				return usageErr("--signature: " + err.Error())
-			}
-			sbomPath, explicitSBOM := sbomFile, sbomFile != ""
-			if !explicitSBOM {
-				sbomPath = strings.TrimSuffix(file, filepath.Ext(file)) + ".cdx.json"
-			}
-			bom, err := os.ReadFile(sbomPath)
-			switch {
-			case err == nil:
-				pw, _ = mw.CreateFormFile("sbom", filepath.Base(sbomPath))
-				pw.Write(bom)
-			case explicitSBOM || !errors.Is(err, fs.ErrNotExist):
-				return usageErr("--sbom: " + err.Error())
+			if err := attach(mw, "sbom", sbomFile, beside(file, ".cdx.json")); err != nil {
+				return err
 			}
 			if canary != "" {
 				pct, err := strconv.Atoi(strings.TrimSuffix(canary, "%"))
@@ -141,14 +123,9 @@ func canaryCmd(g *globals, stdout io.Writer) *cobra.Command {
 	status := &cobra.Command{
 		Use: "status [NAME]", Short: "Each canary's figures against its stable version", Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			q := url.Values{}
-			if len(args) == 1 {
-				ns, name, err := splitName(args[0])
-				if err != nil {
-					return err
-				}
-				q.Set("namespace", ns)
-				q.Set("name", name)
+			q, err := nameQuery(args)
+			if err != nil {
+				return err
 			}
 			var list []deploy.CanaryStatus
 			if err := g.call(http.MethodGet, "/v1/canaries?"+q.Encode(), "", nil, &list); err != nil {
@@ -257,9 +234,45 @@ func readBundle(file string) (*bundle, error) {
 // defaultSignature is where warden sign writes a manifest's envelope by
 // default and where warden deploy looks for it: warden.dsse.json beside
 // warden.yaml.
-func defaultSignature(manifestFile string) string {
-	ext := filepath.Ext(manifestFile)
-	return strings.TrimSuffix(manifestFile, ext) + ".dsse.json"
+func defaultSignature(manifestFile string) string { return beside(manifestFile, ".dsse.json") }
+
+// beside names a file next to the manifest: warden.yaml → warden<suffix>.
+func beside(manifestFile, suffix string) string {
+	return strings.TrimSuffix(manifestFile, filepath.Ext(manifestFile)) + suffix
+}
+
+// attach adds the file given by the flag named field as a part of a
+// deploy, or else the default file when it exists (a missing default is
+// no error; a missing file the user named is).
+func attach(mw *multipart.Writer, field, given, fallback string) error {
+	path := given
+	if path == "" {
+		path = fallback
+	}
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		pw, _ := mw.CreateFormFile(field, filepath.Base(path))
+		_, err = pw.Write(b)
+		return err
+	case given != "" || !errors.Is(err, fs.ErrNotExist):
+		return usageErr("--" + field + ": " + err.Error())
+	}
+	return nil
+}
+
+// nameQuery is the ?namespace=&name= query of an optional NAME argument.
+func nameQuery(args []string) (url.Values, error) {
+	q := url.Values{}
+	if len(args) == 1 {
+		ns, name, err := splitName(args[0])
+		if err != nil {
+			return nil, err
+		}
+		q.Set("namespace", ns)
+		q.Set("name", name)
+	}
+	return q, nil
 }
 
 // size prints bytes in the manifest's binary units.

@@ -299,14 +299,9 @@ func findingsCmd(g *globals, stdout io.Writer) *cobra.Command {
 	c := &cobra.Command{
 		Use: "findings [NAME] [--all]", Short: "Open findings of active versions, with when each was first seen", Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			q := url.Values{}
-			if len(args) == 1 {
-				ns, name, err := splitName(args[0])
-				if err != nil {
-					return err
-				}
-				q.Set("namespace", ns)
-				q.Set("name", name)
+			q, err := nameQuery(args)
+			if err != nil {
+				return err
 			}
 			if all {
 				q.Set("all", "1")

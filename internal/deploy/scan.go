@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"golang.org/x/mod/semver"
@@ -152,7 +151,7 @@ func older(a, b string) bool { return semver.Compare(a, b) < 0 }
 // runScan is the scan step: the module and manifest analysed, matched
 // against the vulnerability database, and an event with the counts.
 func (s *Service) runScan(m *manifest.Manifest, req Request, o Origin) (*Report, []store.Finding, *Error) {
-	r, err := cachedScan(scan.Input{Wasm: req.Artifact, Manifest: m, ManifestName: req.ManifestName, ManifestRaw: req.Manifest})
+	r, err := scan.Scan(scan.Input{Wasm: req.Artifact, Manifest: m, ManifestName: req.ManifestName, ManifestRaw: req.Manifest})
 	if err != nil {
 		s.emitLabels(TypeDeployScan, events.OutcomeDenied, "module is malformed", m.Namespace, m.Name, 0, o, nil)
 		return nil, nil, &Error{Kind: KindRejected, Step: StepScan, Msg: "scan: " + err.Error(), Err: err}
@@ -241,52 +240,4 @@ func LoadIndex(ctx context.Context, st store.Advisories, log *slog.Logger) (*vul
 		entries = append(entries, e)
 	}
 	return vulndb.NewIndex(entries), len(as), nil
-}
-
-// The last scan reports by content. A scan is a pure function of the
-// module, the manifest and its name, and costs tens to hundreds of
-// milliseconds for a Go module; the same module is often deployed again
-// (a manifest change, another namespace, a redeploy). Reports are never
-// modified once made.
-var scans = struct {
-	sync.Mutex
-	byKey map[string]*scan.Report
-	order []string
-}{byKey: map[string]*scan.Report{}}
-
-const scanCacheSize = 64
-
-func cachedScan(in scan.Input) (*scan.Report, error) {
-	k := fingerprint(string(sha256Sum(in.Wasm)), string(sha256Sum(in.ManifestRaw)), in.ManifestName)
-	scans.Lock()
-	r := scans.byKey[k]
-	scans.Unlock()
-	if r != nil {
-		return r, nil
-	}
-	r, err := scan.Scan(in)
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range r.Findings {
-		if strings.HasPrefix(f.Rule, "credential.scan-") { // out of time or failed: try again next deploy
-			return r, nil
-		}
-	}
-	scans.Lock()
-	defer scans.Unlock()
-	if _, ok := scans.byKey[k]; !ok {
-		if len(scans.order) >= scanCacheSize {
-			delete(scans.byKey, scans.order[0])
-			scans.order = scans.order[1:]
-		}
-		scans.byKey[k] = r
-		scans.order = append(scans.order, k)
-	}
-	return r, nil
-}
-
-func sha256Sum(b []byte) []byte {
-	h := sha256.Sum256(b)
-	return h[:]
 }
