@@ -139,6 +139,7 @@ type aggEntry struct {
 	first, last time.Time // of the counted events
 	tmpl        Event     // the first counted event, without what the aggregate drops
 	cost        int       // approximate bytes, counted in Aggregator.bytes for exact keys
+	flushed     time.Time // when a flush last passed on its counts (zero: never)
 }
 
 // cost approximates the memory an exact entry opened by e holds.
@@ -246,11 +247,31 @@ func (a *Aggregator) Stats() AggregatorStats {
 	}
 }
 
-// Flush passes on the aggregate of every key with counted events now and
-// starts every key afresh.
+// flushesPerWindow bounds the partial aggregates flushes pass on for one
+// key: after its first, at most one per Window/flushesPerWindow.
+const flushesPerWindow = 6
+
+// Flush passes on the counts of the keys with counted events now, so that
+// a query sees them. The keys and their windows stay open: a refusal after
+// a flush is counted into its window, not passed on as the first event of
+// a new one; and a key's counts are passed on at most once per
+// Window/flushesPerWindow after its first flush (the rest at its window's
+// end). So a client reading or following the event log (each query
+// flushes) cannot undo the aggregation of a flood: a key stores at most a
+// few events per window however often the log is read.
 func (a *Aggregator) Flush() {
+	now := a.opt.Now()
+	every := a.opt.Window / flushesPerWindow
 	a.mu.Lock()
-	aggs := a.takeAll()
+	var aggs []Event
+	for _, m := range []map[aggKey]*aggEntry{a.exact, a.coarse} {
+		for k, ent := range m {
+			if ent.count > 0 && (ent.flushed.IsZero() || now.Sub(ent.flushed) >= every) {
+				aggs = append(aggs, a.aggregate(k, ent))
+				ent.count, ent.first, ent.last, ent.tmpl, ent.flushed = 0, time.Time{}, time.Time{}, Event{}, now
+			}
+		}
+	}
 	a.mu.Unlock()
 	a.emitAll(aggs)
 }

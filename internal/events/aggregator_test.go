@@ -293,19 +293,56 @@ func TestAggregatorKeyBytesBound(t *testing.T) {
 	if exact != 3 || coarse != 1 || bytes > 3*one {
 		t.Errorf("%d exact keys holding %d bytes and %d coarse keys, want 3 exact within %d bytes and 1 coarse", exact, bytes, coarse, 3*one)
 	}
-	a.Flush()
-	a.mu.Lock()
-	bytes = a.bytes
-	a.mu.Unlock()
-	if bytes != 0 {
-		t.Errorf("after Flush the key tables hold %d bytes, want 0", bytes)
-	}
+	m, one = NewMemory(), cost(refusal("192.0.2.1"))
+	a, _ = newTestAggregator(t, m, AggregatorOptions{MaxKeyBytes: 3 * one})
 	long := refusal("192.0.2.9")
 	long.Reason = strings.Repeat("x", 4*one)
 	a.Emit(long)
 	a.Emit(long)
-	if st := a.Stats(); st.Coarse != 2 {
-		t.Errorf("a key larger than MaxKeyBytes: Stats = %+v, want it under a coarse key (Coarse 2)", st)
+	if st := a.Stats(); st.Coarse != 1 {
+		t.Errorf("a key larger than MaxKeyBytes: Stats = %+v, want it under a coarse key (Coarse 1)", st)
+	}
+}
+
+// A flush (every event query makes one) passes on the counts but keeps the
+// windows: the next refusals of a source are counted, not stored again as
+// the first of a new window, and a source's counts are passed on at most
+// once per sixth of a window however often the log is read. Nothing is
+// lost.
+func TestAggregatorFlushKeepsWindows(t *testing.T) {
+	m := NewMemory()
+	a, clock := newTestAggregator(t, m, AggregatorOptions{Window: time.Minute})
+	for range 3 {
+		a.Emit(refusal("192.0.2.1"))
+	}
+	a.Flush()
+	if evs := m.Events(); len(evs) != 2 || count(t, evs[1]) != 2 {
+		t.Fatalf("after the first flush: %+v, want the first event and an aggregate of 2", evs)
+	}
+	// A client following the log: a query every half second.
+	for range 100 {
+		a.Emit(refusal("192.0.2.1"))
+		clock.Advance(500 * time.Millisecond)
+		a.Flush()
+	}
+	evs := m.Events()
+	if len(evs) > 2+6 {
+		t.Fatalf("%d events after 50 s of refusals read every half second, want at most 8", len(evs))
+	}
+	if st := a.Stats(); st.Passed != 1 {
+		t.Fatalf("Stats = %+v, want one event passed on (the first)", st)
+	}
+	a.Close()
+	total := 0
+	for _, e := range m.Events() {
+		if e.Labels[LabelAggregateCount] == "" {
+			total++
+			continue
+		}
+		total += count(t, e)
+	}
+	if total != 103 {
+		t.Fatalf("events passed on plus counted = %d, want 103 (none lost)", total)
 	}
 }
 
