@@ -654,3 +654,39 @@ func TestRemediation(t *testing.T) {
 		t.Errorf("an unknown remediation evaluated: %v", err)
 	}
 }
+
+// TestDevelopmentPolicy: scripts/dev-policy.rego (make run, the test
+// suites) is the built-in policy without its two-person rule: the same
+// denials and remediation, no approvals.
+func TestDevelopmentPolicy(t *testing.T) {
+	src, err := os.ReadFile("../../scripts/dev-policy.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := Compile("dev-policy.rego", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, in := range []string{
+		`{}`,
+		`{"findings":[{"kind":"credential","rule":"aws-access-token","severity":"critical","message":"m"}]}`,
+		`{"findings":[{"kind":"vulnerability","rule":"GO-2022-1059","severity":"","message":"m","module":"golang.org/x/text","version":"v0.3.7","fixed":"v0.3.8"}]}`,
+		`{"findings":[{"kind":"vulnerability","rule":"GO-X","severity":"medium","message":"m","fixed":"v2"}]}`,
+		`{"signer":{"status":"unsigned","mode":"enforce"}}`,
+		`{"signer":{"status":"unverified","mode":"warn"}}`,
+		`{"diff":{"addedSecrets":["A"],"addedKV":[],"addedEgress":["https://x.example"],"widened":[],"relaxed":[],"newCode":true}}`,
+	} {
+		want, err := Default().Test(ctx, []byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := dev.Test(ctx, []byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.Deny, want.Deny) || got.Allow != want.Allow || got.Remediation != want.Remediation || len(got.Approvals) != 0 {
+			t.Errorf("input %s: development policy %+v, built-in %+v; want the same but no approvals", in, got, want)
+		}
+	}
+}

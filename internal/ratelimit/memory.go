@@ -35,8 +35,9 @@ type MemoryOptions struct {
 //     the sample holds none, a sampled bucket that holds a token and lacks
 //     at most one is dropped instead: its client gains at most one request,
 //     and a client being limited holds no token, so it keeps its bucket.
-//     Failing that, the whole shard is swept for full buckets, at most once
-//     per sweepGap (of the limiter's clock) per shard.
+//     Failing that, the whole shard is swept the same way (full buckets,
+//     else one a token short); a sweep that finds nothing to drop holds off
+//     the next one of that shard for sweepGap (of the limiter's clock).
 //   - When neither frees a place, every bucket held has state worth keeping,
 //     and the new key is not given one: it is decided by the overflow bucket
 //     of its Rule, one shared by every key that found no place. Keys that
@@ -173,12 +174,26 @@ func (sh *memShard) makeRoom(now int64) (reuse *memBucket, room bool) {
 		delete(sh.buckets, near)
 	}
 	if reuse == nil && (!sh.swept || now-sh.lastSweep >= sweepGap) {
-		sh.lastSweep, sh.swept = now, true
+		// The sample (a random part of the shard) held nothing to drop:
+		// look at the whole shard, full buckets first, else one a token
+		// short of full. Only a sweep that finds nothing to drop holds off
+		// the next one for sweepGap: then every bucket has state worth
+		// keeping and sweeping again at once would find nothing either.
+		near = ""
 		for k, b := range sh.buckets {
 			if b.s.full(now, b.p) {
 				delete(sh.buckets, k)
 				reuse = b
+			} else if near == "" && b.s.nearlyFull(now, b.p) {
+				near = k
 			}
+		}
+		if reuse == nil && near != "" {
+			reuse = sh.buckets[near]
+			delete(sh.buckets, near)
+		}
+		if reuse == nil {
+			sh.lastSweep, sh.swept = now, true
 		}
 	}
 	return reuse, len(sh.buckets) < sh.max
