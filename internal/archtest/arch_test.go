@@ -5,13 +5,17 @@ package archtest
 import (
 	"bytes"
 	"encoding/json"
+	"go/parser"
+	"go/token"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
 type pkg struct {
 	ImportPath string
+	Dir        string
 	Name       string
 	Doc        string
 	Imports    []string
@@ -53,6 +57,9 @@ var rules = []rule{
 	{"warden/internal/sandbox", []string{"warden/internal/gateway", "warden/internal/admin", "warden/internal/deploy", "warden/internal/server", "warden/internal/cli", "warden/internal/store", "warden/internal/auth"}, "the sandbox runs guests; it knows nothing of HTTP serving, storage or credentials"},
 	{"warden/internal/manifest", []string{"warden/internal/"}, "the manifest parser stands alone"},
 	{"warden/internal/events", []string{"warden/internal/"}, "the event model stands alone"},
+	{"warden/internal/vulndb", []string{"warden/", "net", "os/exec", "syscall"}, "the vulnerability database never touches the network, runs nothing and stands alone"},
+	{"warden/internal/sign", []string{"warden/", "net", "os/exec"}, "signatures are checked from bytes alone"},
+	{"warden/internal/policy", []string{"warden/", "net", "os/exec"}, "policies are evaluated from their input alone"},
 	{"warden/internal/store", []string{"warden/internal/gateway", "warden/internal/admin", "warden/internal/deploy", "warden/internal/server", "warden/internal/cli", "warden/internal/sandbox", "warden/internal/auth", "warden/internal/manifest"}, "the store keeps bytes and records"},
 	{"warden/internal/gateway", []string{"warden/internal/admin", "warden/internal/server", "warden/internal/cli", "warden/internal/store"}, "the public path never reaches admin code or the store directly"},
 	{"warden/internal/deploy", []string{"warden/internal/gateway", "warden/internal/admin", "warden/internal/server", "warden/internal/cli"}, "the pipeline does not serve HTTP"},
@@ -120,15 +127,49 @@ func TestDependencies(t *testing.T) {
 	check(t, list(t, []string{"GOOS=wasip1", "GOARCH=wasm"}, "warden/sdk/...", "warden/examples/..."))
 }
 
+// sayNever are the packages whose doc must also say what they never do:
+// they read untrusted input or decide what is trusted.
+var sayNever = map[string]bool{
+	"warden/internal/manifest": true,
+	"warden/internal/sign":     true,
+	"warden/internal/vulndb":   true,
+}
+
 func TestPackageDocs(t *testing.T) {
 	for _, p := range list(t, nil, "warden/...") {
 		if len(p.GoFiles) == 0 {
 			continue
 		}
-		if strings.TrimSpace(p.Doc) == "" {
-			t.Errorf("package %s has no package doc comment saying what it owns and must never do", p.ImportPath)
+		want := "Package " + p.Name + " "
+		if p.Name == "main" {
+			want = "Command "
+		}
+		if !strings.HasPrefix(p.Doc, want) {
+			t.Errorf("package %s: doc %q, want one starting %q saying what it owns and must never do", p.ImportPath, p.Doc, want)
+		}
+		if sayNever[p.ImportPath] {
+			if doc := fullDoc(t, p); !strings.Contains(doc, "never") {
+				t.Errorf("package %s: doc %q does not say what the package never does", p.ImportPath, doc)
+			}
 		}
 	}
+}
+
+// fullDoc is a package's whole doc comment (go list gives its first
+// sentence).
+func fullDoc(t *testing.T, p pkg) string {
+	t.Helper()
+	var doc string
+	for _, name := range p.GoFiles {
+		f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(p.Dir, name), nil, parser.ParseComments|parser.PackageClauseOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Doc != nil {
+			doc += f.Doc.Text()
+		}
+	}
+	return doc
 }
 
 // TestRulesBite proves the checker flags forbidden edges.
