@@ -90,16 +90,14 @@ func (a *API) importVulnDB(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	for _, act := range a.cfg.Deploy.List() {
-		fs, err := a.cfg.Store.Findings(r.Context(), act.Version.Namespace, act.Version.Name, true)
-		if err != nil {
-			a.internal(w, r, "findings", err)
-			return
-		}
-		for _, f := range fs {
-			if f.Version == act.Version.Version && f.Kind == deploy.KindVulnerability {
-				out.OpenVulns++
-			}
+	open, err := a.cfg.Store.Findings(r.Context(), "", "", true)
+	if err != nil {
+		a.internal(w, r, "findings", err)
+		return
+	}
+	for _, f := range open {
+		if act, ok := a.cfg.Deploy.Get(f.Namespace, f.Name); ok && act.Version.Version == f.Version && f.Kind == deploy.KindVulnerability {
+			out.OpenVulns++
 		}
 	}
 	out.DurationMS = time.Since(start).Milliseconds()

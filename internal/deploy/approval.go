@@ -89,7 +89,9 @@ func (s *Service) decidable(ctx context.Context, namespace, name string, version
 		return v, &Error{Kind: KindConflict, Msg: fmt.Sprintf("version %d needed no approval", version)}
 	case v.Approval.Status != store.ApprovalPending:
 		return v, &Error{Kind: KindConflict, Msg: fmt.Sprintf("version %d is %s, not pending", version, v.Approval.Status)}
-	case s.expire(ctx, v):
+	case !s.now().Before(v.Approval.ExpiresAt):
+		// Refused whether or not marking it expired succeeds.
+		s.expire(ctx, v)
 		return v, &Error{Kind: KindConflict, Msg: fmt.Sprintf("version %d expired at %s without a decision; deploy it again", version, v.Approval.ExpiresAt.Format(time.RFC3339))}
 	case !o.MayGrant:
 		return v, &Error{Kind: KindForbidden, Msg: "only someone holding grants:approve may " + verb + " a version"}

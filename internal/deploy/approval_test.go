@@ -124,3 +124,38 @@ func TestTwoPersonRule(t *testing.T) {
 		t.Fatalf("rollback = %+v, %v; want version 1", res, err)
 	}
 }
+
+// failingApprovals is a store whose approval records cannot be written.
+type failingApprovals struct{ Store }
+
+func (failingApprovals) UpdateApproval(context.Context, string, string, int, string, store.Approval) error {
+	return errors.New("injected store failure")
+}
+
+// An expired version stays unapprovable when marking it expired fails
+// (fail closed).
+func TestExpiredApprovalFailsClosed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := New(Config{Store: failingApprovals{f.db}, Engine: f.eng, Events: f.ev, Now: func() time.Time { return now }, ApprovalTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if err := f.db.DeletePolicy(ctx, "default"); err != nil {
+		t.Fatal(err)
+	}
+	egress := baseManifest + "permissions:\n  egress: [\"https://api.example\"]\n"
+	res, err := s.Deploy(ctx, Request{ManifestName: "warden.yaml", Manifest: []byte(egress), Artifact: module("v1"), Origin: Origin{Actor: "ada", MayGrant: true}})
+	if err != nil || !res.Pending {
+		t.Fatalf("deploy = %+v, %v; want pending", res, err)
+	}
+	now = now.Add(2 * time.Hour)
+	if _, err := s.Approve(ctx, "default", "fn", res.Version.Version, Origin{Actor: "bob", MayGrant: true}, ""); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("Approve of an expired version whose expiry cannot be recorded = %v, want a refusal", err)
+	}
+	if _, ok := s.Get("default", "fn"); ok {
+		t.Fatal("the expired version is served")
+	}
+}

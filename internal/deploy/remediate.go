@@ -112,14 +112,14 @@ func (s *Service) Reevaluate(ctx context.Context, namespace, why string) (Reeval
 				return out, err
 			}
 			if to > 0 {
-				if _, err := s.Rollback(ctx, ns, name, to, Origin{Actor: "warden", MayGrant: true}); err == nil {
+				_, err := s.Rollback(ctx, ns, name, to, Origin{Actor: "warden", MayGrant: true})
+				if err == nil {
 					out.RolledBack++
 					labels["rolled_back.to"] = strconv.Itoa(to)
 					s.emitLabels(TypeFunctionRemediation, events.OutcomeDenied, fmt.Sprintf("rolled back to version %d: %s", to, reason), ns, name, ver, o, labels)
 					continue
-				} else {
-					s.log.Error("remediation rollback failed; quarantining instead", "function", key(ns, name), "to", to, "err", err)
 				}
+				s.log.Error("remediation rollback failed; quarantining instead", "function", key(ns, name), "to", to, "err", err)
 			}
 			labels["rollback"] = "no earlier version passes"
 		}

@@ -130,11 +130,12 @@ func scanFindings(r *scan.Report) []store.Finding {
 	out := make([]store.Finding, 0, len(r.Findings))
 	seen := map[string]int{}
 	for _, f := range r.Findings {
-		fp := fingerprint(f.Kind, f.Rule, f.Location, f.Message)
-		if n := seen[fp]; n > 0 { // the same finding twice: keep both
+		base := fingerprint(f.Kind, f.Rule, f.Location, f.Message)
+		fp := base
+		if n := seen[base]; n > 0 { // the same finding twice: keep both
 			fp += "#" + strconv.Itoa(n)
 		}
-		seen[fingerprint(f.Kind, f.Rule, f.Location, f.Message)]++
+		seen[base]++
 		out = append(out, store.Finding{Fingerprint: fp, Kind: f.Kind, Rule: f.Rule, Severity: string(f.Severity), Message: f.Message, Location: f.Location})
 	}
 	return out
